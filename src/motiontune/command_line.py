@@ -1,0 +1,30 @@
+"""Command-line helpers that need no Kedro: building the embedded backbone."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="motiontune")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build-tiny-backbone", help="build the embedded default backbone")
+    build.add_argument("--config", type=Path, default=Path("conf/base/parameters_backbone.yml"))
+    build.add_argument("--out", type=Path, default=Path("data/06_models/backbones/tiny-t2v"))
+    args = parser.parse_args(argv)
+
+    if args.command == "build-tiny-backbone":
+        config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+        spec = TinyBackboneSpec.from_dict(config["tiny_backbone"])
+        out = build_tiny_backbone(args.out, spec)
+        print(f"built tiny backbone in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""Great Expectations checks on the per-video metadata table.
+
+:func:`video_table` probes every manifest entry into one row of metadata;
+:func:`validate_video_table` runs GX 1.x expectations over that table and turns
+each failing (row, rule) into one line ``"<path>: <rule>"``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from motiontune.io.manifest import ManifestEntry
+from motiontune.io.video import probe_video
+
+VIDEO_TABLE_COLUMNS: tuple[str, ...] = (
+    "name",
+    "path",
+    "prompt",
+    "readable",
+    "num_frames",
+    "fps",
+    "height",
+    "width",
+    "error",
+)
+
+# Rule ids, in the order messages are reported for one video.
+_RULE_ORDER: tuple[str, ...] = ("readable", "frames", "fps", "size", "prompt")
+# An unreadable file has no frames/fps/size worth reporting; prompt problems still count.
+_RULES_SKIPPED_WHEN_UNREADABLE = frozenset({"frames", "fps", "size"})
+
+
+@dataclass(frozen=True)
+class VideoRules:
+    """Limits every reference video must meet (sizes in pixels, per side)."""
+
+    min_frames: int
+    min_fps: float = 1.0
+    max_fps: float = 240.0
+    min_side: int = 16
+    max_side: int = 8192
+
+
+class VideoValidationError(ValueError):
+    """Raised with every problem found; first line counts them, one problem per line after."""
+
+    def __init__(self, messages: Sequence[str]) -> None:
+        self.messages = list(messages)
+        count = len(self.messages)
+        summary = f"{count} problem{'s' if count != 1 else ''} with the reference videos:"
+        super().__init__("\n".join([summary, *self.messages]))
+
+
+def _display_path(path: Path, relative_to: Path) -> str:
+    """``path`` relative to ``relative_to`` when inside it (shorter, machine-independent)."""
+    try:
+        return Path(os.path.relpath(path, relative_to)).as_posix() if path.is_relative_to(relative_to) else str(path)
+    except ValueError:  # different drives on Windows
+        return str(path)
+
+
+def video_table(
+    entries: Sequence[ManifestEntry],
+    frames_fps: float,
+    relative_to: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """Probe each entry into one row: name, path, prompt, readable, num_frames, fps, height, width, error.
+
+    ``frames_fps`` is the rate of a folder of frames unless the entry sets
+    ``fps``. ``path`` is written relative to ``relative_to`` (default: the
+    current directory, i.e. the project root under Kedro) when inside it.
+    """
+    root = Path(relative_to) if relative_to is not None else Path.cwd()
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        info = probe_video(entry.path, frames_fps=entry.fps if entry.fps is not None else frames_fps)
+        rows.append(
+            {
+                "name": entry.name,
+                "path": _display_path(entry.path, root.absolute()),
+                "prompt": entry.prompt,
+                "readable": info.readable,
+                "num_frames": info.num_frames,
+                "fps": info.fps,
+                "height": info.height,
+                "width": info.width,
+                "error": info.error,
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(VIDEO_TABLE_COLUMNS))
+    return table.astype(
+        {"readable": bool, "num_frames": "int64", "fps": "float64", "height": "int64", "width": "int64"}
+    )
+
+
+def _expectations(rules: VideoRules) -> list[Any]:
+    """The GX expectations, each tagged with ``meta["rule"]`` to map failures back to messages."""
+    import great_expectations.expectations as gxe  # ~2 s import: only when validating
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True], meta={"rule": "readable"}),
+        gxe.ExpectColumnValuesToBeBetween(column="num_frames", min_value=rules.min_frames, meta={"rule": "frames"}),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="fps", min_value=rules.min_fps, max_value=rules.max_fps, meta={"rule": "fps"}
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="height", min_value=rules.min_side, max_value=rules.max_side, meta={"rule": "size"}
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="width", min_value=rules.min_side, max_value=rules.max_side, meta={"rule": "size"}
+        ),
+        # Regex expectations skip nulls, so null and blank prompts need one expectation each.
+        gxe.ExpectColumnValuesToNotBeNull(column="prompt", meta={"rule": "prompt"}),
+        gxe.ExpectColumnValuesToMatchRegex(column="prompt", regex=r"\S", meta={"rule": "prompt"}),
+    ]
+
+
+def _run_expectations(table: pd.DataFrame, rules: VideoRules) -> dict[int, set[str]]:
+    """Validate with an ephemeral GX context; returns {row position: failed rule ids}."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    # In-memory, no analytics (no network here) and no progress bars in pipeline logs.
+    config = DataContextConfig(
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    batch_definition = (
+        context.data_sources.add_pandas("reference_videos")
+        .add_dataframe_asset("video_table")
+        .add_batch_definition_whole_dataframe("all_videos")
+    )
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": table})
+    suite = gx.ExpectationSuite(name="reference_videos", expectations=_expectations(rules))
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+
+    failures: dict[int, set[str]] = {}
+    for expectation_result in result.results:
+        if expectation_result.success:
+            continue
+        rule = expectation_result.expectation_config.meta["rule"]
+        if expectation_result.exception_info and expectation_result.exception_info.get("raised_exception"):
+            raise RuntimeError(
+                f"Great Expectations could not evaluate rule '{rule}': "
+                f"{expectation_result.exception_info.get('exception_message')}"
+            )
+        for row in expectation_result.result.get("unexpected_index_list") or []:
+            failures.setdefault(int(row), set()).add(rule)
+    return failures
+
+
+def _message(row: pd.Series, rule: str, rules: VideoRules) -> str:
+    path = row["path"]
+    if rule == "readable":
+        return f"{path}: unreadable video ({row['error'] or 'unknown reason'})"
+    if rule == "frames":
+        return f"{path}: has {row['num_frames']} frames, fewer than num_frames={rules.min_frames}"
+    if rule == "fps":
+        return f"{path}: fps {row['fps']:g} outside [{rules.min_fps:g}, {rules.max_fps:g}]"
+    if rule == "size":
+        return (
+            f"{path}: size {row['width']}x{row['height']} outside "
+            f"[{rules.min_side}, {rules.max_side}] pixels per side"
+        )
+    return f"{path}: prompt is missing or empty"
+
+
+def validate_video_table(table: pd.DataFrame, rules: VideoRules) -> list[str]:
+    """Check the :func:`video_table` rows against ``rules`` with Great Expectations.
+
+    Rules: readable; num_frames >= min_frames; min_fps <= fps <= max_fps;
+    min_side <= height, width <= max_side; prompt not null and not blank.
+    Returns one message per failing (video, rule), in table order, e.g.
+    ``"data/01_raw/y.gif: has 1 frames, fewer than num_frames=8"``; an
+    unreadable video reports only that (and a bad prompt). Empty list: all good.
+    """
+    missing = [column for column in VIDEO_TABLE_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(f"video table lacks column(s) {', '.join(missing)}")
+    if table.empty:
+        return []
+    # GX reports index labels; a fresh 0..n-1 index makes them row positions.
+    table = table.reset_index(drop=True)
+    failures = _run_expectations(table, rules)
+
+    messages: list[str] = []
+    for position, row in table.iterrows():
+        failed = failures.get(int(position), set())
+        if not bool(row["readable"]):
+            failed = failed - _RULES_SKIPPED_WHEN_UNREADABLE
+        messages.extend(_message(row, rule, rules) for rule in _RULE_ORDER if rule in failed)
+    return messages
+
+
+def check_video_table(table: pd.DataFrame, rules: VideoRules) -> None:
+    """Raise :class:`VideoValidationError` listing every problem, if there is any."""
+    messages = validate_video_table(table, rules)
+    if messages:
+        raise VideoValidationError(messages)

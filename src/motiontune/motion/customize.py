@@ -1,0 +1,91 @@
+"""Learn a motion from one encoded reference and package it as an artifact; apply an artifact to a backbone."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from motiontune.backbone.loading import Backbone, BackboneError
+from motiontune.features import LATENTS, PROMPT_EMBEDS
+from motiontune.motion.artifact import MotionArtifact
+from motiontune.motion.methods import build_method, method_class
+from motiontune.motion.training import TrainingConfig, TrainingResult, train_motion
+
+
+def learn_motion(
+    backbone: Backbone,
+    method_name: str,
+    method_options: Mapping[str, Any] | None,
+    config: TrainingConfig,
+    features: Mapping[str, torch.Tensor],
+    reference: Mapping[str, Any],
+    checkpoint_dir: Path | None = None,
+) -> tuple[MotionArtifact, TrainingResult]:
+    """Train ``method_name`` on one reference and return the artifact (tensors + manifest) and history.
+
+    ``features``: the cached ``latents`` and ``prompt_embeds``; ``reference``: its metadata row
+    (num_frames, height, width, source_path, source_sha256, train_prompt).
+    """
+    method = build_method(method_name, method_options)
+    latents = features[LATENTS]
+    num_frames, height, width = int(reference["num_frames"]), int(reference["height"]), int(reference["width"])
+    if latents.shape[2] != num_frames:
+        raise ValueError(f"cached latents have {latents.shape[2]} frames, metadata says {num_frames}; rerun encode")
+    method.prepare(backbone, num_frames, height, width)
+    result = train_motion(method, backbone, latents, features[PROMPT_EMBEDS], config, checkpoint_dir)
+    manifest = {
+        "method": method.name,
+        "method_version": method.version,
+        "backbone": backbone.fingerprint(),
+        "num_frames": num_frames,
+        "height": height,
+        "width": width,
+        "blocks": method.hyperparameters().get("block_paths", []),
+        "hyperparameters": {**method.hyperparameters(), **_training_settings(config)},
+        "inference_defaults": dict(method.inference_defaults),
+        "train": {"steps": result.steps, "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "resumed_from_step": result.resumed_from_step},
+        "source_video": {"path": str(reference["source_path"]), "sha256": str(reference["source_sha256"])},
+        "train_prompt": str(reference["train_prompt"]),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return MotionArtifact(tensors=method.artifact_tensors(), manifest=manifest), result
+
+
+def _training_settings(config: TrainingConfig) -> dict[str, Any]:
+    return {
+        "steps": config.steps,
+        "learning_rate": config.learning_rate,
+        "adam_betas": list(config.adam_betas),
+        "weight_decay": config.weight_decay,
+        "adam_epsilon": config.adam_epsilon,
+        "max_grad_norm": config.max_grad_norm,
+        "seed": config.seed,
+    }
+
+
+def check_artifact_fits(artifact: MotionArtifact, backbone: Backbone, num_frames: int | None = None) -> None:
+    """Refuse, naming both sides, an artifact learnt on another architecture or frame count."""
+    learnt_on = artifact.manifest["backbone"]
+    here = backbone.fingerprint()
+    if learnt_on.get("unet_config_sha256") != here["unet_config_sha256"]:
+        raise BackboneError(
+            f"motion learnt on backbone '{learnt_on.get('id_or_path')}' (UNet config {str(learnt_on.get('unet_config_sha256'))[:12]}) "
+            f"does not fit backbone '{here['id_or_path']}' (UNet config {here['unet_config_sha256'][:12]}): different architecture"
+        )
+    if num_frames is not None and int(artifact.manifest["num_frames"]) != num_frames:
+        raise BackboneError(
+            f"motion learnt for {artifact.manifest['num_frames']} frames cannot generate {num_frames} frames; "
+            f"set video.num_frames={artifact.manifest['num_frames']}"
+        )
+
+
+def applied_motion(backbone: Backbone, artifact: MotionArtifact, options: Mapping[str, Any]) -> Any:
+    """Context manager applying ``artifact`` to ``backbone`` with inference ``options`` (method defaults fill gaps)."""
+    check_artifact_fits(artifact, backbone)
+    cls = method_class(artifact.method)
+    merged = {**artifact.manifest.get("inference_defaults", {}), **{k: v for k, v in options.items() if v is not None}}
+    return cls.applied(backbone, artifact.tensors, merged)

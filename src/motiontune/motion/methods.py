@@ -1,0 +1,163 @@
+"""Motion customisation methods behind one name (``train.method``).
+
+A method declares in one place what trains, its loss, what its artifact holds, and how the artifact is
+applied at inference (with its inference defaults). The training loop and the pipelines know only this
+interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from motiontune.backbone.loading import Backbone
+from motiontune.backbone.structure import select_temporal_blocks
+from motiontune.motion.embeddings import (
+    DEBIAS_MODES,
+    EmbeddingLayout,
+    MotionEmbeddings,
+    debias_value,
+    motion_embeddings_attached,
+    split_by_block,
+)
+from motiontune.motion.losses import get_loss
+
+
+class MotionMethod(ABC):
+    """One motion customisation method; an instance holds the trainable state for one video."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    inference_defaults: ClassVar[dict[str, Any]]
+
+    @abstractmethod
+    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+        """Create the trainable tensors for videos of ``num_frames`` x ``height`` x ``width`` pixels."""
+
+    @abstractmethod
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Exactly the tensors the optimiser updates; everything else stays frozen."""
+
+    @abstractmethod
+    def training_context(self, backbone: Backbone) -> Any:
+        """Context manager under which the UNet's forward pass uses the trainable tensors."""
+
+    @abstractmethod
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar loss from the UNet's prediction and its target, both (B, C, F, h, w)."""
+
+    @abstractmethod
+    def artifact_tensors(self) -> dict[str, torch.Tensor]:
+        """The learned tensors only, keyed by module path."""
+
+    @abstractmethod
+    def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`artifact_tensors` (after :meth:`prepare`)."""
+
+    @abstractmethod
+    def hyperparameters(self) -> dict[str, Any]:
+        """Method options recorded in the artifact manifest."""
+
+    @classmethod
+    @abstractmethod
+    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Any:
+        """Context manager that applies an artifact's tensors for generation with inference ``options``."""
+
+
+class MotionEmbeddingsMethod(MotionMethod):
+    """Motion Embeddings (seed 002 sec. 3.2, seed 004 A.1-A.4): only the embeddings train.
+
+    Defaults: blocks ``all``, query/key 1D and value 2D, ``ddpm`` loss; at inference the value embedding
+    is debiased by frame differences, scaled by gamma = 1, and sampling starts from a 0.5 blend of the
+    inverted reference and random noise (seed 004 A.4).
+    """
+
+    name = "motion_embeddings"
+    version = "1"
+    inference_defaults = {"debias": "frame_diff", "value_scale": 1.0, "noise_init": "blend", "blend_strength": 0.5}
+
+    def __init__(self, blocks: str | list[str] = "all", loss: str = "ddpm", query_key_layout: str = "1d", value_layout: str = "2d") -> None:
+        self.blocks = blocks
+        self.loss_name = loss
+        self._loss = get_loss(loss)
+        self.layout = EmbeddingLayout(query_key=query_key_layout, value=value_layout)
+        self.embeddings: MotionEmbeddings | None = None
+
+    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+        scale = backbone.vae_scale_factor
+        if height % scale or width % scale:
+            raise ValueError(f"video size {height}x{width} must be a multiple of the VAE factor {scale}")
+        blocks = select_temporal_blocks(backbone.unet, self.blocks)
+        self.embeddings = MotionEmbeddings(blocks, num_frames, (height // scale, width // scale), self.layout)
+        self.embeddings.to(device=backbone.device, dtype=torch.float32)
+
+    def _require_embeddings(self) -> MotionEmbeddings:
+        if self.embeddings is None:
+            raise RuntimeError("motion_embeddings: call prepare() first")
+        return self.embeddings
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self._require_embeddings().parameters())
+
+    def training_context(self, backbone: Backbone) -> Any:
+        embeddings = self._require_embeddings()
+        by_block = dict(zip(embeddings.block_paths, zip(embeddings.query_key, embeddings.value)))
+        return motion_embeddings_attached(backbone.unet, by_block, value_scale=1.0)
+
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._loss(prediction, target)
+
+    def artifact_tensors(self) -> dict[str, torch.Tensor]:
+        return self._require_embeddings().named_tensors()
+
+    def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self._require_embeddings().load_named_tensors(tensors)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "blocks": self.blocks,
+            "loss": self.loss_name,
+            "query_key_layout": self.layout.query_key,
+            "value_layout": self.layout.value,
+            "block_paths": list(self._require_embeddings().block_paths),
+        }
+
+    @classmethod
+    @contextmanager
+    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+        debias = options.get("debias", cls.inference_defaults["debias"])
+        if debias not in DEBIAS_MODES:
+            raise ValueError(f"debias: '{debias}' is not one of {list(DEBIAS_MODES)}")
+        value_scale = float(options.get("value_scale", cls.inference_defaults["value_scale"]))
+        by_block = {
+            path: (
+                query_key.to(device=backbone.device, dtype=backbone.dtype),
+                debias_value(value, debias).to(device=backbone.device, dtype=backbone.dtype),
+            )
+            for path, (query_key, value) in split_by_block(tensors).items()
+        }
+        with motion_embeddings_attached(backbone.unet, by_block, value_scale=value_scale):
+            yield
+
+
+METHODS: dict[str, type[MotionMethod]] = {MotionEmbeddingsMethod.name: MotionEmbeddingsMethod}
+
+
+def method_class(name: str) -> type[MotionMethod]:
+    if name not in METHODS:
+        raise ValueError(f"train.method: '{name}' is not one of {sorted(METHODS)}")
+    return METHODS[name]
+
+
+def build_method(name: str, options: Mapping[str, Any] | None) -> MotionMethod:
+    """Instantiate a method from its name and its option block (``train.<method>`` in conf)."""
+    cls = method_class(name)
+    try:
+        return cls(**dict(options or {}))
+    except TypeError as error:
+        raise ValueError(f"train.{name}: {error}") from None

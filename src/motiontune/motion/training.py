@@ -1,0 +1,185 @@
+"""The training loop shared by all methods: noise, timestep, forward, method loss, AdamW on the
+method's trainable tensors only, with a progress bar and atomic periodic checkpoints that resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from motiontune.backbone.loading import Backbone
+from motiontune.motion.artifact import write_atomically
+from motiontune.motion.methods import MotionMethod
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or a gradient became NaN/inf."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimiser and loop settings (AdamW defaults from seed 004 A.3)."""
+
+    steps: int = 400
+    learning_rate: float = 5e-2
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-2
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float | None = None
+    seed: int = 0
+    checkpoint_every: int = 50
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"train.steps: must be at least 1, got {self.steps}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"train.learning_rate: must be positive, got {self.learning_rate}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"train.checkpoint_every: must be >= 0 (0 = never), got {self.checkpoint_every}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"train.adam_betas: two numbers in [0, 1), got {self.adam_betas}")
+
+
+@dataclass
+class TrainingResult:
+    loss_history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+    resumed_from_step: int = 0
+
+    @property
+    def final_loss(self) -> float:
+        return self.loss_history[-1] if self.loss_history else float("nan")
+
+
+def training_target(scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the UNet should predict: the noise (epsilon) or the velocity (v-prediction)."""
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    raise ValueError(f"scheduler prediction_type '{prediction_type}' is not supported for training")
+
+
+def train_motion(
+    method: MotionMethod,
+    backbone: Backbone,
+    latents: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    config: TrainingConfig,
+    checkpoint_dir: Path | None = None,
+) -> TrainingResult:
+    """Fit ``method``'s tensors to one reference video.
+
+    ``latents``: (1, C, F, h, w) scaled VAE latents; ``prompt_embeds``: (1, L, D) training-prompt embeddings.
+    With ``checkpoint_dir`` set, a checkpoint (tensors, optimiser and RNG state, step) is written there every
+    ``checkpoint_every`` steps, and an existing one made with the same settings is resumed.
+    """
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler.from_config(backbone.scheduler_config)
+    parameters = method.trainable_parameters()
+    optimizer = torch.optim.AdamW(
+        parameters,
+        lr=config.learning_rate,
+        betas=tuple(config.adam_betas),
+        weight_decay=config.weight_decay,
+        eps=config.adam_epsilon,
+    )
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    result = TrainingResult()
+    fingerprint = _run_fingerprint(method, config, latents, prompt_embeds)
+    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
+    if checkpoint_path is not None and checkpoint_path.is_file():
+        result.resumed_from_step = _load_checkpoint(checkpoint_path, fingerprint, parameters, optimizer, generator, result)
+
+    latents = latents.to(backbone.device, backbone.dtype)
+    prompt_embeds = prompt_embeds.to(backbone.device, backbone.dtype)
+    num_timesteps = scheduler.config.num_train_timesteps
+    started = time.perf_counter()
+    bar = tqdm(range(result.resumed_from_step, config.steps), desc=f"train {method.name}", disable=not config.progress_bar, initial=result.resumed_from_step, total=config.steps)
+    for step in bar:
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        timesteps = torch.randint(0, num_timesteps, (latents.shape[0],), generator=generator).to(backbone.device)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        target = training_target(scheduler, latents, noise, timesteps)
+        with method.training_context(backbone):
+            prediction = backbone.unet(noisy, timesteps, encoder_hidden_states=prompt_embeds).sample
+        loss = method.loss(prediction, target)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"train {method.name}: loss became {loss.item()} at step {step}; lower train.learning_rate "
+                f"(now {config.learning_rate}) or use float32 (backbone.dtype)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+        if not all(p.grad is None or torch.isfinite(p.grad).all() for p in parameters):
+            raise TrainingDivergedError(f"train {method.name}: a gradient became NaN/inf at step {step}; lower train.learning_rate")
+        optimizer.step()
+        result.loss_history.append(float(loss.item()))
+        bar.set_postfix(loss=f"{result.loss_history[-1]:.4f}")
+        if checkpoint_path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            _save_checkpoint(checkpoint_path, fingerprint, step + 1, parameters, optimizer, generator, result)
+    result.seconds = time.perf_counter() - started
+    result.steps = config.steps
+    return result
+
+
+def _run_fingerprint(method: MotionMethod, config: TrainingConfig, latents: torch.Tensor, prompt_embeds: torch.Tensor) -> str:
+    """Identifies a run's settings and inputs, so a checkpoint of another run is never resumed."""
+    settings = {k: v for k, v in asdict(config).items() if k != "progress_bar"}
+    digest = hashlib.sha256(json.dumps([method.name, method.hyperparameters(), settings], default=str, sort_keys=True).encode())
+    digest.update(latents.detach().float().cpu().numpy().tobytes())
+    digest.update(prompt_embeds.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: Path, fingerprint: str, step: int, parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, generator: torch.Generator, result: TrainingResult) -> None:
+    tensors: dict[str, torch.Tensor] = {"rng_state": generator.get_state()}
+    tensors["loss_history"] = torch.tensor(result.loss_history, dtype=torch.float64)
+    for index, parameter in enumerate(parameters):
+        tensors[f"parameter.{index}"] = parameter.detach().cpu().contiguous()
+        state = optimizer.state.get(parameter, {})
+        for key, value in state.items():
+            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    metadata = {"step": str(step), "fingerprint": fingerprint}
+    write_atomically(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+    logger.debug("checkpoint at step %d -> %s", step, path)
+
+
+def _load_checkpoint(path: Path, fingerprint: str, parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, generator: torch.Generator, result: TrainingResult) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get("fingerprint") != fingerprint:
+        logger.warning("Ignoring checkpoint %s: it was made with other settings or inputs", path)
+        return 0
+    tensors = load_file(str(path))
+    with torch.no_grad():
+        for index, parameter in enumerate(parameters):
+            parameter.copy_(tensors[f"parameter.{index}"])
+            state = {key.split(".", 2)[2]: value for key, value in tensors.items() if key.startswith(f"optimizer.{index}.")}
+            if state:
+                optimizer.state[parameter] = {k: v.to(parameter.device) for k, v in state.items()}
+    generator.set_state(tensors["rng_state"])
+    result.loss_history = tensors["loss_history"].tolist()
+    step = int(metadata["step"])
+    logger.info("Resuming from %s at step %d", path, step)
+    return step

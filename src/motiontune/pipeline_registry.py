@@ -1,0 +1,26 @@
+"""Pipelines, registered explicitly: Kedro >= 1.5's find_pipelines() imports only the one asked for,
+so a composed pipeline like ``customize`` must be built here."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from motiontune.pipelines.encode import pipeline as encode
+from motiontune.pipelines.evaluate import pipeline as evaluate
+from motiontune.pipelines.generate import pipeline as generate
+from motiontune.pipelines.ingest import pipeline as ingest
+from motiontune.pipelines.train import pipeline as train
+
+STAGES = ("ingest", "encode", "train", "generate", "evaluate")
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    stages = {
+        "ingest": ingest.create_pipeline(),
+        "encode": encode.create_pipeline(),
+        "train": train.create_pipeline(),
+        "generate": generate.create_pipeline(),
+        "evaluate": evaluate.create_pipeline(),
+    }
+    customize = sum((stages[name] for name in STAGES), Pipeline([]))
+    return {**stages, "customize": customize, "__default__": customize}

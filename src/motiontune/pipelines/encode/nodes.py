@@ -1,0 +1,27 @@
+"""Encode: cache each clip's VAE latents, training-prompt embeddings and DDIM inversion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import torch
+
+from motiontune.features import encode_reference
+from motiontune.io.clip import VideoClip
+from motiontune.pipelines.backbones import backbone_from_params
+
+
+def encode_references(
+    reference_clips: dict[str, Callable[[], VideoClip]], clip_metadata: pd.DataFrame, backbone: dict[str, Any], encode: dict[str, Any]
+) -> dict[str, dict[str, torch.Tensor]]:
+    model = backbone_from_params(backbone)
+    features = {}
+    for row in clip_metadata.to_dict(orient="records"):
+        name = row["name"]
+        if name not in reference_clips:
+            raise ValueError(f"encode: no clip for '{name}' in data/02_intermediate/clips; rerun ingest")
+        clip = reference_clips[name]()
+        features[name] = encode_reference(model, clip.frames, row["train_prompt"], int(encode["inversion_steps"]), bool(encode["progress_bar"]))
+    return features

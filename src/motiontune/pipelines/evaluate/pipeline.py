@@ -1,0 +1,16 @@
+from kedro.pipeline import Pipeline, node, pipeline
+
+from motiontune.pipelines.evaluate.nodes import evaluate_motions
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                evaluate_motions,
+                inputs=["reference_clips", "generated_videos", "clip_metadata", "params:evaluate"],
+                outputs="motion_metrics",
+                name="evaluate_motions",
+            )
+        ]
+    )

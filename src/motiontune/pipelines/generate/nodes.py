@@ -1,0 +1,41 @@
+"""Generate: apply each learned motion to its target prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import torch
+
+from motiontune.features import INVERTED_LATENTS
+from motiontune.io.clip import VideoClip
+from motiontune.motion.artifact import MotionArtifact
+from motiontune.pipelines.backbones import backbone_from_params
+from motiontune.references import target_prompts
+from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
+from motiontune.tracking.mlflow_logging import log_videos
+
+
+def generate_videos(
+    motion_artifacts: dict[str, Callable[[], MotionArtifact]],
+    encoded_references: dict[str, Callable[[], dict[str, torch.Tensor]]],
+    clip_metadata: pd.DataFrame,
+    backbone: dict[str, Any],
+    video: dict[str, Any],
+    generate: dict[str, Any],
+) -> dict[str, VideoClip]:
+    model = backbone_from_params(backbone)
+    config = GenerationConfig(**generate)
+    outputs: dict[str, VideoClip] = {}
+    for row in clip_metadata.to_dict(orient="records"):
+        name = row["name"]
+        if name not in motion_artifacts:
+            raise ValueError(f"generate: no motion artifact for '{name}' in data/06_models; run the train pipeline")
+        artifact = motion_artifacts[name]()
+        inverted = encoded_references[name]()[INVERTED_LATENTS] if name in encoded_references else None
+        prompts = target_prompts(row)
+        for index, (prompt, frames) in enumerate(zip(prompts, generate_with_motion(model, artifact, prompts, config, inverted))):
+            outputs[video_id(name, index, prompt)] = VideoClip(frames=frames, fps=float(video["fps"]))
+    log_videos(outputs)
+    return outputs

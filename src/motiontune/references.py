@@ -1,0 +1,82 @@
+"""Reference videos from a manifest to validated, resampled, cropped clips plus a metadata table."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from motiontune.io.clip import VideoClip
+from motiontune.io.manifest import ManifestEntry
+from motiontune.io.validation import VideoRules, check_video_table, video_table
+from motiontune.io.video import read_video, resample_frames, resize_center_crop
+from motiontune.prompts import simplify_prompt
+
+logger = logging.getLogger(__name__)
+
+
+def source_sha256(path: Path) -> str:
+    """sha256 of a video file, or of a folder of frames (file names and contents, in name order)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.name.encode("utf-8"))
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_references(
+    entries: Sequence[ManifestEntry],
+    num_frames: int,
+    height: int,
+    width: int,
+    fps: float,
+    frames_fps: float,
+    resample_to_fps: bool,
+    rules: VideoRules,
+    simplify_prompts: bool,
+) -> tuple[dict[str, VideoClip], list[dict[str, Any]]]:
+    """Validate every entry first (Great Expectations), then read, resample and crop each.
+
+    Returns clips (num_frames, height, width, 3) at ``fps`` keyed by entry name, and one metadata row per
+    entry. Any failed rule raises :class:`VideoValidationError` naming each file and rule before anything
+    is produced, so no partial outputs are written.
+    """
+    check_video_table(video_table(entries, frames_fps=frames_fps), rules)
+    clips: dict[str, VideoClip] = {}
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        frames, source_fps = read_video(entry.path, frames_fps=entry.fps or frames_fps)
+        picked = resample_frames(frames, source_fps, num_frames, fps if resample_to_fps else None, path=entry.path)
+        clips[entry.name] = VideoClip(frames=resize_center_crop(picked, height, width), fps=float(fps))
+        train_prompt = entry.train_prompt or (simplify_prompt(entry.prompt) if simplify_prompts else entry.prompt)
+        rows.append(
+            {
+                "name": entry.name,
+                "source_path": str(entry.path),
+                "source_sha256": source_sha256(Path(entry.path)),
+                "source_frames": int(frames.shape[0]),
+                "source_fps": float(source_fps),
+                "source_height": int(frames.shape[1]),
+                "source_width": int(frames.shape[2]),
+                "prompt": entry.prompt,
+                "train_prompt": train_prompt,
+                "target_prompts": " | ".join(entry.target_prompts),
+                "num_frames": num_frames,
+                "height": height,
+                "width": width,
+                "fps": float(fps),
+            }
+        )
+        logger.info("Reference '%s': %s -> train prompt '%s'", entry.name, entry.path, train_prompt)
+    return clips, rows
+
+
+def target_prompts(row: dict[str, Any]) -> list[str]:
+    """The target prompts stored in a metadata row (``|``-separated, as in CSV manifests)."""
+    return [prompt.strip() for prompt in str(row["target_prompts"]).split("|") if prompt.strip()]

@@ -1,0 +1,119 @@
+"""Our own DDIM sampling and inversion loops over a UNet3D (diffusers' TextToVideoSDPipeline is deprecated).
+
+DDIM (Song et al. 2021), eta = 0: x_{t'} = sqrt(a_{t'}) * x0_hat + sqrt(1 - a_{t'}) * eps_hat, with
+x0_hat = (x_t - sqrt(1 - a_t) eps_hat) / sqrt(a_t). Inversion runs the same update from t to a larger t'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+
+def ddim_timesteps(scheduler_config: dict[str, Any], num_steps: int) -> torch.Tensor:
+    """The descending timesteps diffusers' DDIMScheduler uses for ``num_steps`` (spacing from the config)."""
+    from diffusers import DDIMScheduler
+
+    if num_steps < 1:
+        raise ValueError(f"steps: must be at least 1, got {num_steps}")
+    scheduler = DDIMScheduler.from_config(scheduler_config)
+    scheduler.set_timesteps(num_steps)
+    return scheduler.timesteps.clone()
+
+
+def alphas_cumprod(scheduler_config: dict[str, Any]) -> torch.Tensor:
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_config(scheduler_config).alphas_cumprod.clone()
+
+
+def _prediction_to_epsilon(
+    prediction: torch.Tensor, sample: torch.Tensor, alpha: torch.Tensor, prediction_type: str
+) -> torch.Tensor:
+    if prediction_type == "epsilon":
+        return prediction
+    if prediction_type == "v_prediction":
+        return alpha.sqrt() * prediction + (1 - alpha).sqrt() * sample
+    raise ValueError(f"scheduler prediction_type '{prediction_type}' is not supported")
+
+
+def _ddim_move(sample: torch.Tensor, epsilon: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor) -> torch.Tensor:
+    predicted_x0 = (sample - (1 - alpha_from).sqrt() * epsilon) / alpha_from.sqrt()
+    return alpha_to.sqrt() * predicted_x0 + (1 - alpha_to).sqrt() * epsilon
+
+
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def guided_noise_prediction(
+    unet: torch.nn.Module,
+    prompt_embeds: torch.Tensor,
+    negative_embeds: torch.Tensor | None,
+    guidance_scale: float,
+) -> DenoiseFn:
+    """eps(x_t, t) with classifier-free guidance: eps_u + s * (eps_c - eps_u); s <= 1 or no negative = plain."""
+
+    def predict(sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        if negative_embeds is None or guidance_scale <= 1.0:
+            return unet(sample, timestep, encoder_hidden_states=prompt_embeds).sample
+        both = torch.cat([negative_embeds, prompt_embeds])
+        prediction = unet(torch.cat([sample, sample]), timestep, encoder_hidden_states=both).sample
+        unconditional, conditional = prediction.chunk(2)
+        return unconditional + guidance_scale * (conditional - unconditional)
+
+    return predict
+
+
+@torch.no_grad()
+def ddim_sample(
+    predict: DenoiseFn,
+    scheduler_config: dict[str, Any],
+    initial_latents: torch.Tensor,
+    num_steps: int,
+    progress: bool = True,
+    description: str = "sampling",
+) -> torch.Tensor:
+    """Denoise (B, C, F, h, w) latents from the noisiest DDIM timestep to a clean latent video."""
+    timesteps = ddim_timesteps(scheduler_config, num_steps)
+    alphas = alphas_cumprod(scheduler_config).to(initial_latents.device)
+    prediction_type = scheduler_config.get("prediction_type", "epsilon")
+    final_alpha = torch.tensor(1.0) if scheduler_config.get("set_alpha_to_one", True) else alphas[0]
+    sample = initial_latents
+    for index, timestep in enumerate(tqdm(timesteps, desc=description, disable=not progress, leave=False)):
+        alpha = alphas[timestep]
+        alpha_next = alphas[timesteps[index + 1]] if index + 1 < len(timesteps) else final_alpha.to(alpha)
+        prediction = predict(sample, timestep.to(sample.device))
+        epsilon = _prediction_to_epsilon(prediction, sample, alpha, prediction_type)
+        sample = _ddim_move(sample, epsilon, alpha, alpha_next)
+    return sample
+
+
+@torch.no_grad()
+def ddim_invert(
+    predict: DenoiseFn,
+    scheduler_config: dict[str, Any],
+    latents: torch.Tensor,
+    num_steps: int,
+    progress: bool = True,
+) -> torch.Tensor:
+    """DDIM inversion: walk clean latents (B, C, F, h, w) up to the noisiest timestep of ``num_steps``.
+
+    The result, fed to :func:`ddim_sample` with the same prompt and steps, reconstructs the input.
+    """
+    timesteps = ddim_timesteps(scheduler_config, num_steps).flip(0)
+    alphas = alphas_cumprod(scheduler_config).to(latents.device)
+    prediction_type = scheduler_config.get("prediction_type", "epsilon")
+    initial_alpha = torch.tensor(1.0) if scheduler_config.get("set_alpha_to_one", True) else alphas[0]
+    sample = latents
+    previous_alpha = initial_alpha.to(alphas)
+    for timestep in tqdm(timesteps, desc="DDIM inversion", disable=not progress, leave=False):
+        alpha = alphas[timestep]
+        # As in Tune-A-Video/VMC inversion: eps is predicted at the target timestep from the current sample.
+        prediction = predict(sample, timestep.to(sample.device))
+        epsilon = _prediction_to_epsilon(prediction, sample, previous_alpha, prediction_type)
+        sample = _ddim_move(sample, epsilon, previous_alpha, alpha)
+        previous_alpha = alpha
+    return sample

@@ -1,0 +1,94 @@
+"""Generate videos from prompts with a motion applied: noise init, guided DDIM, VAE decode."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from motiontune.backbone.loading import Backbone
+from motiontune.motion.artifact import MotionArtifact
+from motiontune.motion.customize import applied_motion, check_artifact_fits
+from motiontune.sampling.ddim import ddim_sample, guided_noise_prediction
+from motiontune.sampling.latents import decode_latents, encode_prompts
+from motiontune.sampling.noise import initial_noise
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Sampling settings; ``None`` options fall back to the artifact's inference defaults."""
+
+    seed: int = 0
+    steps: int = 50
+    guidance_scale: float = 10.0
+    negative_prompt: str = ""
+    debias: str | None = None
+    value_scale: float | None = None
+    noise_init: str | None = None
+    blend_strength: float | None = None
+    lowfreq_factor: int = 4
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"generate.steps: must be at least 1, got {self.steps}")
+        if self.guidance_scale < 0:
+            raise ValueError(f"generate.guidance_scale: must be >= 0, got {self.guidance_scale}")
+
+
+def resolved_options(artifact: MotionArtifact, config: GenerationConfig) -> dict[str, Any]:
+    """Inference options actually used: the config where set, else the artifact's defaults."""
+    options = dict(artifact.manifest.get("inference_defaults", {}))
+    for key in ("debias", "value_scale", "noise_init", "blend_strength"):
+        value = getattr(config, key)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def generate_with_motion(
+    backbone: Backbone,
+    artifact: MotionArtifact,
+    prompts: Sequence[str],
+    config: GenerationConfig,
+    inverted_latents: torch.Tensor | None = None,
+) -> list[np.ndarray]:
+    """One uint8 video (F, H, W, 3) per prompt, each from the same seed so prompts are comparable.
+
+    ``inverted_latents``: (1, C, F, h, w) DDIM inversion of the reference, needed by the ``inversion``,
+    ``blend`` and ``lowfreq`` noise inits.
+    """
+    num_frames = int(artifact.manifest["num_frames"])
+    check_artifact_fits(artifact, backbone, num_frames)
+    options = resolved_options(artifact, config)
+    scale = backbone.vae_scale_factor
+    shape = (1, backbone.latent_channels, num_frames, int(artifact.manifest["height"]) // scale, int(artifact.manifest["width"]) // scale)
+    negative = encode_prompts(backbone, [config.negative_prompt])
+    videos: list[np.ndarray] = []
+    with applied_motion(backbone, artifact, options):
+        for index, prompt in enumerate(prompts):
+            generator = torch.Generator(device="cpu").manual_seed(config.seed)
+            start = initial_noise(
+                options.get("noise_init", "random"),
+                shape,
+                generator,
+                inverted_latents=inverted_latents,
+                blend_strength=float(options.get("blend_strength", 0.5)),
+                lowfreq_factor=config.lowfreq_factor,
+            ).to(backbone.device, backbone.dtype)
+            predict = guided_noise_prediction(backbone.unet, encode_prompts(backbone, [prompt]), negative, config.guidance_scale)
+            latents = ddim_sample(
+                predict, backbone.scheduler_config, start, config.steps, progress=config.progress_bar,
+                description=f"generate {index + 1}/{len(prompts)}",
+            )
+            videos.append(decode_latents(backbone, latents)[0])
+    return videos
+
+
+def video_id(motion_name: str, index: int, prompt: str) -> str:
+    """``<motion>/<NN>_<prompt slug>``: the partition name of a generated video."""
+    slug = "-".join("".join(c if c.isalnum() else " " for c in prompt.lower()).split())[:48]
+    return f"{motion_name}/{index:02d}_{slug}"

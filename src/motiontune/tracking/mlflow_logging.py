@@ -1,0 +1,88 @@
+"""Log motions, losses, videos and metrics to the active MLflow run.
+
+A tracking failure (server down, database locked) must not lose a run whose outputs are already on disk,
+so every call here warns and carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from motiontune.io.clip import VideoClip
+from motiontune.motion.artifact import MotionArtifact, save_motion_artifact
+
+logger = logging.getLogger(__name__)
+
+
+def _metric_key(*parts: str) -> str:
+    # MLflow keys allow alphanumerics, _ - . space / only.
+    return "/".join(re.sub(r"[^0-9A-Za-z_\-. ]", "_", part) for part in parts)
+
+
+def _active_run() -> Any:
+    import mlflow
+
+    return mlflow.active_run()
+
+
+def log_training(name: str, artifact: MotionArtifact, loss_history: Sequence[float], seconds: float) -> None:
+    """Loss history as a metric series, final loss and time, the artifact files and its method as tags."""
+    try:
+        if _active_run() is None:
+            return
+        import mlflow
+
+        mlflow.log_metrics({_metric_key(name, "final_loss"): float(loss_history[-1]), _metric_key(name, "train_seconds"): seconds})
+        # One batched call for the whole history: one row per step would be slow on the SQLite store.
+        from mlflow.entities import Metric
+        import time
+
+        now = int(time.time() * 1000)
+        key = _metric_key(name, "loss")
+        metrics = [Metric(key, float(value), now, step) for step, value in enumerate(loss_history)]
+        client = mlflow.MlflowClient()
+        run_id = _active_run().info.run_id
+        for start in range(0, len(metrics), 1000):
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        mlflow.set_tags({_metric_key("motion", name, "method"): artifact.method, "backbone": artifact.manifest["backbone"]["id_or_path"]})
+        with tempfile.TemporaryDirectory() as scratch:
+            save_motion_artifact(Path(scratch) / name, artifact)
+            mlflow.log_artifacts(str(Path(scratch) / name), artifact_path=f"motions/{name}")
+    except Exception as error:  # noqa: BLE001 - tracking must never fail the run
+        logger.warning("MLflow: training of '%s' not logged (%s)", name, error)
+
+
+def log_videos(videos: Mapping[str, VideoClip], artifact_dir: str = "videos") -> None:
+    """Write the generated clips to a scratch folder and log them as run artifacts."""
+    from motiontune.io.video import write_video
+
+    try:
+        if _active_run() is None:
+            return
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as scratch:
+            for video_id, clip in videos.items():
+                write_video(Path(scratch) / f"{video_id}.mp4", clip.frames, clip.fps)
+            mlflow.log_artifacts(scratch, artifact_path=artifact_dir)
+    except Exception as error:  # noqa: BLE001
+        logger.warning("MLflow: generated videos not logged (%s)", error)
+
+
+def log_evaluation(name: str, metrics: Mapping[str, Any]) -> None:
+    """Mean metrics of one motion, plus the whole metrics file as a JSON artifact."""
+    try:
+        if _active_run() is None:
+            return
+        import mlflow
+
+        values = {_metric_key(name, key): float(value) for key, value in metrics["mean"].items() if value is not None}
+        mlflow.log_metrics(values)
+        mlflow.log_dict(dict(metrics), f"metrics/{name}/metrics.json")
+    except Exception as error:  # noqa: BLE001
+        logger.warning("MLflow: metrics of '%s' not logged (%s)", name, error)
