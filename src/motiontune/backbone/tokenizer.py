@@ -35,30 +35,48 @@ def byte_symbols() -> list[str]:
 
 
 def build_bpe_vocabulary(words: Iterable[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Vocabulary and merges so that each given (lower-case ASCII) word becomes one token.
+    """Vocabulary and merges, learnt by byte-pair encoding on the word list, so each word is one token.
 
-    Merges grow each word left to right (``r e`` -> ``re``, ``re d</w>`` -> ``red</w>``); a merge learnt
-    for one word can pre-empt another's, which only splits that word into more tokens.
+    Classic BPE training: repeatedly merge the most frequent adjacent pair (ties: alphabetical) until
+    every word is a single symbol. Encoding replays the merges in rank order, so a listed word always
+    comes out whole; any other word falls back to shorter pieces.
     """
     symbols = byte_symbols()
     vocab: dict[str, int] = {}
     for symbol in symbols + [s + END_OF_WORD for s in symbols]:
         vocab[symbol] = len(vocab)
+    corpus = [
+        list(word[:-1]) + [word[-1] + END_OF_WORD]
+        for word in sorted({w.lower() for w in words if w.isascii() and w.isalpha()})
+    ]
     merges: list[tuple[str, str]] = []
-    seen_merges: set[tuple[str, str]] = set()
-    for word in sorted({w.lower() for w in words if w.isascii() and w.isalpha()}):
-        pieces = list(word[:-1]) + [word[-1] + END_OF_WORD]
-        current = pieces[0]
-        for piece in pieces[1:]:
-            pair = (current, piece)
-            current = current + piece
-            if pair not in seen_merges:
-                seen_merges.add(pair)
-                merges.append(pair)
-            vocab.setdefault(current, len(vocab))
+    while True:
+        counts: dict[tuple[str, str], int] = {}
+        for pieces in corpus:
+            for pair in zip(pieces, pieces[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts:
+            break
+        best = min(counts, key=lambda pair: (-counts[pair], pair))
+        merges.append(best)
+        vocab.setdefault(best[0] + best[1], len(vocab))
+        corpus = [_merge_pair(pieces, best) for pieces in corpus]
     vocab[BOS_TOKEN] = len(vocab)
     vocab[EOS_TOKEN] = len(vocab)
     return vocab, merges
+
+
+def _merge_pair(pieces: list[str], pair: tuple[str, str]) -> list[str]:
+    merged: list[str] = []
+    index = 0
+    while index < len(pieces):
+        if index + 1 < len(pieces) and (pieces[index], pieces[index + 1]) == pair:
+            merged.append(pieces[index] + pieces[index + 1])
+            index += 2
+        else:
+            merged.append(pieces[index])
+            index += 1
+    return merged
 
 
 def write_clip_tokenizer(out_dir: Path, words: Iterable[str], model_max_length: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -26,6 +27,21 @@ from motiontune.motion.embeddings import (
     split_by_block,
 )
 from motiontune.motion.losses import get_loss
+
+
+@dataclass
+class TrainingBatch:
+    """One training step's inputs, all (B, C, F, h, w) unless noted."""
+
+    latents: torch.Tensor  # clean reference latents
+    noise: torch.Tensor
+    timesteps: torch.Tensor  # (B,)
+    noisy_latents: torch.Tensor
+    target: torch.Tensor  # what the UNet should predict (noise, or velocity for v-prediction)
+    prompt_embeds: torch.Tensor  # (B, L, D)
+    scheduler: Any  # diffusers DDPMScheduler with the backbone's schedule
+    generator: torch.Generator  # the run's RNG, for methods that draw more randomness
+    step: int
 
 
 class MotionMethod(ABC):
@@ -50,6 +66,20 @@ class MotionMethod(ABC):
     @abstractmethod
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar loss from the UNet's prediction and its target, both (B, C, F, h, w)."""
+
+    def sample_timesteps(self, num_train_timesteps: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """Training timesteps (B,) drawn uniformly from [0, T); methods restricting the range override this."""
+        return torch.randint(0, num_train_timesteps, (batch_size,), generator=generator)
+
+    def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
+        """One step's loss: the UNet's prediction under :meth:`training_context`, scored by :meth:`loss`.
+
+        Methods that need more than one forward pass (feature matching, frame-wise spatial training)
+        override this.
+        """
+        with self.training_context(backbone):
+            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
+        return self.loss(prediction, batch.target)
 
     @abstractmethod
     def artifact_tensors(self) -> dict[str, torch.Tensor]:

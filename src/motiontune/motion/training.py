@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone
 from motiontune.motion.artifact import write_atomically
-from motiontune.motion.methods import MotionMethod
+from motiontune.motion.methods import MotionMethod, TrainingBatch
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +114,20 @@ def train_motion(
     bar = tqdm(range(result.resumed_from_step, config.steps), desc=f"train {method.name}", disable=not config.progress_bar, initial=result.resumed_from_step, total=config.steps)
     for step in bar:
         noise = torch.randn(latents.shape, generator=generator).to(latents)
-        timesteps = torch.randint(0, num_timesteps, (latents.shape[0],), generator=generator).to(backbone.device)
+        timesteps = method.sample_timesteps(num_timesteps, latents.shape[0], generator).to(backbone.device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
-        target = training_target(scheduler, latents, noise, timesteps)
-        with method.training_context(backbone):
-            prediction = backbone.unet(noisy, timesteps, encoder_hidden_states=prompt_embeds).sample
-        loss = method.loss(prediction, target)
+        batch = TrainingBatch(
+            latents=latents,
+            noise=noise,
+            timesteps=timesteps,
+            noisy_latents=noisy,
+            target=training_target(scheduler, latents, noise, timesteps),
+            prompt_embeds=prompt_embeds,
+            scheduler=scheduler,
+            generator=generator,
+            step=step,
+        )
+        loss = method.training_loss(backbone, batch)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
                 f"train {method.name}: loss became {loss.item()} at step {step}; lower train.learning_rate "

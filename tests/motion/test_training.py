@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from motiontune.motion.artifact import ArtifactError, load_motion_artifact, save_motion_artifact
+from motiontune.motion.customize import check_artifact_fits, learn_motion
+from motiontune.motion.methods import MotionEmbeddingsMethod, build_method
+from motiontune.motion.training import TrainingConfig, TrainingDivergedError, train_motion
+from motiontune.backbone.loading import BackboneError
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_backbone):
+    from motiontune.sampling.latents import encode_frames, encode_prompts
+
+    generator = torch.Generator().manual_seed(1)
+    frames = (torch.rand(8, 64, 64, 3, generator=generator) * 255).to(torch.uint8).numpy()
+    return {
+        "latents": encode_frames(tiny_backbone, frames),
+        "prompt_embeds": encode_prompts(tiny_backbone, ["a ball rolling to the right"]),
+        "row": {
+            "num_frames": 8, "height": 64, "width": 64, "source_path": "ref.mp4",
+            "source_sha256": "0" * 64, "train_prompt": "a ball rolling to the right",
+        },
+    }
+
+
+def quick(**overrides):
+    values = {"steps": 4, "learning_rate": 0.05, "checkpoint_every": 0, "progress_bar": False}
+    values.update(overrides)
+    return TrainingConfig(**values)
+
+
+def test_only_the_embeddings_train(tiny_backbone, reference):
+    before = {k: v.clone() for k, v in tiny_backbone.unet.state_dict().items()}
+    method = MotionEmbeddingsMethod(blocks="deep")
+    method.prepare(tiny_backbone, 8, 64, 64)
+    trainable = method.trainable_parameters()
+    assert {tuple(p.shape) for p in trainable} == {(1, 8, 64), (64, 8, 64)}
+    assert not any(p.requires_grad for p in tiny_backbone.unet.parameters())
+    result = train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"], quick())
+    after = tiny_backbone.unet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.count_nonzero(t) > 0 for t in method.artifact_tensors().values())
+    assert len(result.loss_history) == 4 and all(torch.isfinite(torch.tensor(result.loss_history)))
+
+
+def test_resume_from_checkpoint_equals_an_uninterrupted_run(tiny_backbone, reference, tmp_path):
+    def run(steps, checkpoint_dir):
+        method = MotionEmbeddingsMethod(blocks="deep")
+        method.prepare(tiny_backbone, 8, 64, 64)
+        train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"], quick(steps=steps, checkpoint_every=2), checkpoint_dir)
+        return method.artifact_tensors()
+
+    uninterrupted = run(4, None)
+    run(2, tmp_path)  # "dies" after its step-2 checkpoint
+    resumed = run(4, tmp_path)
+    assert uninterrupted.keys() == resumed.keys()
+    assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
+
+
+def test_divergence_stops_with_a_clear_message(tiny_backbone, reference):
+    method = MotionEmbeddingsMethod(blocks="deep")
+    method.prepare(tiny_backbone, 8, 64, 64)
+    latents = reference["latents"].clone()
+    latents[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="lower train.learning_rate"):
+        train_motion(method, tiny_backbone, latents, reference["prompt_embeds"], quick())
+
+
+def test_bad_training_settings_are_rejected():
+    with pytest.raises(ValueError, match="train.steps: must be at least 1"):
+        TrainingConfig(steps=0)
+    with pytest.raises(ValueError, match="train.learning_rate: must be positive"):
+        TrainingConfig(learning_rate=-1)
+    with pytest.raises(ValueError, match="train.method: 'dreambooth' is not one of"):
+        build_method("dreambooth", {})
+    with pytest.raises(ValueError, match="train.motion_embeddings: .*unexpected keyword argument 'rank'"):
+        build_method("motion_embeddings", {"rank": 4})
+
+
+def test_artifact_round_trip_and_refusals(tiny_backbone, reference, tmp_path):
+    artifact, _ = learn_motion(
+        tiny_backbone, "motion_embeddings", {"blocks": "deep"}, quick(),
+        {"latents": reference["latents"], "prompt_embeds": reference["prompt_embeds"]}, reference["row"],
+    )
+    for key in ("method", "backbone", "num_frames", "blocks", "hyperparameters", "inference_defaults", "train", "source_video", "train_prompt"):
+        assert key in artifact.manifest
+    assert artifact.manifest["train"]["steps"] == 4
+    save_motion_artifact(tmp_path / "motion", artifact)
+    loaded = load_motion_artifact(tmp_path / "motion")
+    assert loaded.tensors.keys() == artifact.tensors.keys()
+    assert all(torch.equal(loaded.tensors[k], artifact.tensors[k]) for k in loaded.tensors)
+    assert not list((tmp_path / "motion").glob("*.tmp"))
+    check_artifact_fits(loaded, tiny_backbone, num_frames=8)
+    with pytest.raises(BackboneError, match="learnt for 8 frames cannot generate 16"):
+        check_artifact_fits(loaded, tiny_backbone, num_frames=16)
+    loaded.manifest["backbone"] = {**loaded.manifest["backbone"], "unet_config_sha256": "f" * 64, "id_or_path": "cerspense/zeroscope_v2_576w"}
+    with pytest.raises(BackboneError, match="learnt on backbone 'cerspense/zeroscope_v2_576w'.*does not fit backbone"):
+        check_artifact_fits(loaded, tiny_backbone)
+    # tampering with the tensors file is detected
+    data = bytearray((tmp_path / "motion" / "motion.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / "motion" / "motion.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="does not match the sha256"):
+        load_motion_artifact(tmp_path / "motion")
