@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,14 @@ class TrainingConfig:
             raise ValueError(f"train.checkpoint_every: must be >= 0 (0 = never), got {self.checkpoint_every}")
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"train.adam_betas: two numbers in [0, 1), got {self.adam_betas}")
+
+    @classmethod
+    def from_params(cls, train: Mapping[str, Any]) -> TrainingConfig:
+        """The loop settings out of the ``train`` parameters (method options and paths are not its business)."""
+        values = {key: train[key] for key in cls.__dataclass_fields__ if key in train}
+        if "adam_betas" in values:
+            values["adam_betas"] = tuple(values["adam_betas"])
+        return cls(**values)
 
 
 @dataclass

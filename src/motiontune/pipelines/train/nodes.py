@@ -15,16 +15,6 @@ from motiontune.motion.training import TrainingConfig
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.tracking.mlflow_logging import log_training
 
-LOOP_KEYS = ("steps", "learning_rate", "adam_betas", "weight_decay", "adam_epsilon", "max_grad_norm", "seed", "checkpoint_every", "progress_bar")
-
-
-def training_config(train: dict[str, Any]) -> TrainingConfig:
-    values = {key: train[key] for key in LOOP_KEYS if key in train}
-    if "adam_betas" in values:
-        values["adam_betas"] = tuple(values["adam_betas"])
-    return TrainingConfig(**values)
-
-
 def train_motions(
     encoded_references: dict[str, Callable[[], dict[str, torch.Tensor]]],
     clip_metadata: pd.DataFrame,
@@ -32,7 +22,7 @@ def train_motions(
     train: dict[str, Any],
 ) -> tuple[dict[str, MotionArtifact], dict[str, Any]]:
     model = backbone_from_params(backbone)
-    config = training_config(train)
+    config = TrainingConfig.from_params(train)
     method = train["method"]
     artifacts: dict[str, MotionArtifact] = {}
     summary: dict[str, Any] = {}

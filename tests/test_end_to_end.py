@@ -1,0 +1,81 @@
+"""`kedro run --pipelines=customize` in a temporary copy of the project, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SMALL_RUN = "train.steps=3,train.checkpoint_every=2,encode.inversion_steps=3,generate.steps=3,evaluate.tracker_options.grid_size=8"
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    for part in ("pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones"):
+        destination = target / part
+        if (source / part).is_dir():
+            shutil.copytree(source / part, destination, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / part, destination)
+    (target / "conf/local").mkdir(parents=True)
+    return target
+
+
+def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "200"}
+    command = [sys.executable, "-m", "kedro", "run", *args]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_customize_runs_end_to_end_and_is_tracked(project_root, tmp_path):
+    project = copy_project(project_root, tmp_path / "project")
+    result = kedro(project, "--pipelines=customize", f"--params={SMALL_RUN}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    names = ["ball_right", "camera_pan", "square_orbit"]
+    for name in names:
+        manifest = json.loads((project / "data/06_models" / name / "motion.json").read_text())
+        assert manifest["method"] == "motion_embeddings" and manifest["train"]["steps"] == 3
+        assert (project / "data/06_models" / name / "motion.safetensors").is_file()
+        assert len(list((project / "data/07_model_output" / name).glob("*.mp4"))) == 2
+        metrics = json.loads((project / "data/08_reporting" / name / "metrics.json").read_text())
+        assert len(metrics["videos"]) == 2 and "motion_fidelity" in metrics["mean"]
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("motiontune")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.steps"] == "3" and run.data.params["train.method"] == "motion_embeddings"
+    history = client.get_metric_history(run.info.run_id, "ball_right/loss")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert "ball_right/motion_fidelity" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "motions/ball_right")}
+    assert artifacts == {"motions/ball_right/motion.json", "motions/ball_right/motion.safetensors"}
+
+
+@pytest.mark.slow
+def test_configuration_changes_the_run_and_bad_values_are_rejected(project_root, tmp_path):
+    project = copy_project(project_root, tmp_path / "project")
+    result = kedro(
+        project, "--pipelines=customize",
+        f"--params={SMALL_RUN},ingest.entries=[camera_pan],video.num_frames=4,video.height=32,video.width=48,train.motion_embeddings.blocks=deep,generate.noise_init=random",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in (project / "data/06_models").iterdir() if (p / "motion.json").exists()) == ["camera_pan"]
+    manifest = json.loads((project / "data/06_models/camera_pan/motion.json").read_text())
+    assert (manifest["num_frames"], manifest["height"], manifest["width"]) == (4, 32, 48)
+    assert len(manifest["blocks"]) == 3  # the tiny backbone's widest (64-channel) temporal blocks
+
+    bad = kedro(project, "--pipelines=customize", "--params=generate.debias=sideways,train.method=dreambooth")
+    assert bad.returncode != 0
+    output = bad.stdout + bad.stderr
+    assert "generate.debias: 'sideways' is not one of" in output
+    assert "train.method: 'dreambooth' is not one of" in output
