@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -25,3 +26,55 @@ def tiny_backbone():
     from motiontune.backbone.loading import load_backbone
 
     return load_backbone(TINY_BACKBONE, device="cpu")
+
+TINY_CLIP_WORDS = ("a", "red", "blue", "square", "circle", "moving", "left", "right")
+TINY_CLIP_IMAGE_SIZE = 32
+TINY_CLIP_TEXT_LENGTH = 16
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight CLIPModel + CLIPTokenizer + CLIP image processor saved with ``save_pretrained``."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    try:  # transformers >= 5 without torchvision: the PIL backend is the one that works on CPU torch
+        from transformers import CLIPImageProcessorPil as ImageProcessor
+    except ImportError:
+        from transformers import CLIPImageProcessor as ImageProcessor
+
+    from motiontune.backbone.tokenizer import write_clip_tokenizer
+
+    out_dir = tmp_path_factory.mktemp("tiny_clip")
+    write_clip_tokenizer(out_dir, TINY_CLIP_WORDS, TINY_CLIP_TEXT_LENGTH)
+    vocab_size = len(json.loads((out_dir / "vocab.json").read_text(encoding="utf-8")))
+    text_config = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "max_position_embeddings": TINY_CLIP_TEXT_LENGTH,
+        # build_bpe_vocabulary appends BOS then EOS as the last two ids.
+        "bos_token_id": vocab_size - 2,
+        "eos_token_id": vocab_size - 1,
+        "pad_token_id": vocab_size - 1,
+    }
+    vision_config = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": TINY_CLIP_IMAGE_SIZE,
+        "patch_size": 8,
+    }
+    torch.manual_seed(0)
+    model = CLIPModel(CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=16))
+    model.save_pretrained(out_dir)
+    image_processor = ImageProcessor(
+        size={"shortest_edge": TINY_CLIP_IMAGE_SIZE},
+        crop_size={"height": TINY_CLIP_IMAGE_SIZE, "width": TINY_CLIP_IMAGE_SIZE},
+    )
+    processor = CLIPProcessor(image_processor=image_processor, tokenizer=CLIPTokenizer.from_pretrained(out_dir))
+    processor.save_pretrained(out_dir)
+    return out_dir

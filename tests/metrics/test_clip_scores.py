@@ -87,15 +87,20 @@ def test_temporal_consistency_pairs_use_the_embeddings(scorer: ClipScorer, monke
 
 
 def _manual_text_image_cosines(model_dir: Path, frames: np.ndarray, prompt: str) -> np.ndarray:
-    """cos(text, frame) per frame, straight from CLIPModel (transformers 4 returns tensors, 5 output objects)."""
+    """cos(text, frame) per frame, straight from CLIPModel (transformers 4 returns tensors, 5 output objects).
+
+    Frames go in as PIL images, whose channel layout the processor cannot misread.
+    """
     import torch
+    from PIL import Image
     from transformers import CLIPModel, CLIPProcessor
 
     model = CLIPModel.from_pretrained(model_dir).eval()
     processor = CLIPProcessor.from_pretrained(model_dir)
     with torch.no_grad():
         text = model.get_text_features(**processor(text=[prompt], return_tensors="pt"))
-        image = model.get_image_features(pixel_values=processor(images=list(frames), return_tensors="pt")["pixel_values"])
+        pixel_values = processor(images=[Image.fromarray(f) for f in frames], return_tensors="pt")["pixel_values"]
+        image = model.get_image_features(pixel_values=pixel_values)
     text = text if isinstance(text, torch.Tensor) else text.pooler_output
     image = image if isinstance(image, torch.Tensor) else image.pooler_output
     return torch.nn.functional.cosine_similarity(image, text, dim=-1).numpy()
@@ -113,6 +118,13 @@ def test_text_similarity_matches_manual_cosine_for_one_frame(scorer: ClipScorer,
 def test_text_similarity_is_the_mean_over_frames(scorer: ClipScorer, tiny_clip_dir: Path) -> None:
     frames = _random_frames(seed=5, num_frames=6)  # more than batch_size=4: two batches
     prompt = "a blue circle moving right"
+    expected = float(np.mean(_manual_text_image_cosines(tiny_clip_dir, frames, prompt)))
+    assert scorer.text_similarity(frames, prompt) == pytest.approx(expected, abs=1e-5)
+
+
+def test_frames_three_pixels_high_are_read_channels_last(scorer: ClipScorer, tiny_clip_dir: Path) -> None:
+    frames = _random_frames(seed=7, num_frames=2, height=3, width=20)
+    prompt = "a red circle"
     expected = float(np.mean(_manual_text_image_cosines(tiny_clip_dir, frames, prompt)))
     assert scorer.text_similarity(frames, prompt) == pytest.approx(expected, abs=1e-5)
 

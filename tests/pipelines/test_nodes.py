@@ -58,7 +58,7 @@ def test_ingest_stops_on_bad_input_naming_file_and_rule(tmp_path):
     assert message.splitlines()[0] == "2 problems with the reference videos:"
 
 
-def test_nodes_chain_on_the_tiny_backbone(manifest, project_root, tmp_path):
+def test_nodes_chain_on_the_tiny_backbone(manifest, project_root, tmp_path, tiny_clip_dir):
     clips, metadata = ingest_references(manifest, VIDEO, ingest_params(project_root / "data/01_raw", ["ball_right"]))
     features = encode_references(lazy(clips), metadata, BACKBONE, {"inversion_steps": 4, "progress_bar": False})
     assert tuple(features["ball_right"]["inverted_latents"].shape) == (1, 4, 8, 16, 16)
@@ -76,7 +76,20 @@ def test_nodes_chain_on_the_tiny_backbone(manifest, project_root, tmp_path):
         "ball_right/01_a-brown-dog-running-along-a-sandy-beach",
     ]
     assert all(v.frames.shape == (8, 64, 64, 3) for v in videos.values())
-    reports = evaluate_motions(lazy(clips), lazy(videos), metadata, {"tracker": "opencv_lk", "tracker_options": {"grid_size": 8}, "static_threshold": 0.5})
+    evaluate = {
+        "tracker": "opencv_lk", "tracker_options": {"grid_size": 8}, "static_threshold": 0.5,
+        "clip": {"model": str(tiny_clip_dir), "temporal_pairs": "all"}, "fid": {"inception_path": None},
+        "previews": {"frames_per_video": 3},
+    }
+    reports, previews, sheets, table, markdown = evaluate_motions(lazy(clips), lazy(videos), metadata, evaluate)
     report = reports["ball_right"]
     assert len(report["videos"]) == 2 and report["videos"][0]["num_reference_tracks"] > 0
     assert np.isfinite(report["mean"]["motion_fidelity"])
+    # the locally saved CLIP is used through the same code as openai/clip-vit-base-patch32
+    assert -1.0 <= report["videos"][0]["clip_text_similarity"] <= 1.0
+    assert "clip_text_similarity" in report["mean"] and "clip" in report["models"]
+    assert "fid" in report["not_computed"] and "fid" not in report["mean"]
+    # reference | 2 generated videos side by side, 64 px panels plus separators and a label strip
+    assert previews["ball_right"].frames.shape[0] == 8 and previews["ball_right"].frames.shape[2] >= 3 * 64
+    assert sheets["ball_right"].shape[0] >= 3 * 64  # 3 rows: reference + 2 generated
+    assert list(table["kind"]).count("mean") == 1 and "| motion |" in markdown

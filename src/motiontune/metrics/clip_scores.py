@@ -138,7 +138,9 @@ class _TransformersClip:
         self.device = device
 
     def embed_images(self, frames: np.ndarray) -> torch.Tensor:
-        inputs = self.processor(images=list(frames), return_tensors="pt")
+        # channels_last stated explicitly: for frames 3 pixels high the processor would otherwise guess
+        # channels-first and silently embed a transposed image.
+        inputs = self.processor(images=list(frames), return_tensors="pt", input_data_format="channels_last")
         pixel_values = inputs["pixel_values"].to(self.device, dtype=self.model.dtype)
         return _pooled(self.model.get_image_features(pixel_values=pixel_values))
 

@@ -1,14 +1,24 @@
-"""The metrics file of one learned motion (design section 2): per generated video and mean."""
+"""The metrics file of one learned motion (design section 2): per generated video and mean.
+
+Motion fidelity is always computed (weight-free tracker by default). CLIP text similarity and temporal
+consistency need a CLIP model, FID an Inception network and a reference image set: without them those
+metrics are listed under ``not_computed`` with the reason, never reported as 0.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from motiontune.metrics.clip_scores import ClipScorer
+from motiontune.metrics.fid import InceptionFeatures, fid_score
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
+
+MOTION_FIDELITY_KEYS = ("motion_fidelity", "motion_fidelity_output_to_source", "motion_fidelity_source_to_output")
+CLIP_KEYS = ("clip_text_similarity", "temporal_consistency")
 
 
 def evaluate_motion(
@@ -17,36 +27,47 @@ def evaluate_motion(
     tracker: Tracker,
     tracker_description: str,
     static_threshold: float,
+    clip_scorer: ClipScorer | None = None,
+    temporal_pairs: str = "all",
+    fid_features: InceptionFeatures | None = None,
+    fid_reference_images: Sequence[np.ndarray] | None = None,
+    skipped: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Motion fidelity of each generated video against the reference.
+    """Metrics of each generated video against the reference, and their means.
 
-    ``reference_frames``: uint8 (F, H, W, 3); ``generated``: ``{video id: (prompt, frames)}``.
+    ``reference_frames``: uint8 (F, H, W, 3); ``generated``: ``{video id: (prompt, frames)}``;
+    ``skipped``: metric -> reason, for the metrics the caller could not configure.
     """
     reference_tracks = tracker.track(reference_frames)
     videos = []
     for video_id, (prompt, frames) in sorted(generated.items()):
         fidelity = motion_fidelity(reference_tracks, tracker.track(frames), static_threshold=static_threshold)
-        videos.append(
-            {
-                "video": video_id,
-                "prompt": prompt,
-                "motion_fidelity": fidelity.score,
-                "motion_fidelity_output_to_source": fidelity.output_to_source,
-                "motion_fidelity_source_to_output": fidelity.source_to_output,
-                "num_reference_tracks": fidelity.num_source_tracks,
-                "num_output_tracks": fidelity.num_output_tracks,
-                "warning": fidelity.warning,
-            }
-        )
-    metric_names = ("motion_fidelity", "motion_fidelity_output_to_source", "motion_fidelity_source_to_output")
-    mean = {name: float(np.mean([v[name] for v in videos])) if videos else None for name in metric_names}
-    return {
-        "videos": videos,
-        "mean": mean,
-        "models": {"motion_fidelity": tracker_description},
-        "not_computed": {
-            "clip_text_similarity": "no CLIP model in this pipeline yet",
-            "temporal_consistency": "no CLIP model in this pipeline yet",
-            "fid": "no reference image set configured",
-        },
-    }
+        entry: dict[str, Any] = {
+            "video": video_id,
+            "prompt": prompt,
+            "motion_fidelity": fidelity.score,
+            "motion_fidelity_output_to_source": fidelity.output_to_source,
+            "motion_fidelity_source_to_output": fidelity.source_to_output,
+            "num_reference_tracks": fidelity.num_source_tracks,
+            "num_output_tracks": fidelity.num_output_tracks,
+            "warning": fidelity.warning,
+        }
+        if clip_scorer is not None:
+            entry["clip_text_similarity"] = clip_scorer.text_similarity(frames, prompt)
+            entry["temporal_consistency"] = clip_scorer.temporal_consistency(frames, pairs=temporal_pairs)
+        videos.append(entry)
+
+    computed = MOTION_FIDELITY_KEYS + (CLIP_KEYS if clip_scorer is not None else ())
+    mean: dict[str, float | None] = {name: float(np.mean([v[name] for v in videos])) if videos else None for name in computed}
+    models = {"motion_fidelity": tracker_description}
+    not_computed = dict(skipped or {})
+    if clip_scorer is not None:
+        models["clip"] = clip_scorer.description
+        for key in CLIP_KEYS:
+            not_computed.pop(key, None)
+    if fid_features is not None and fid_reference_images is not None and videos:
+        pooled = np.concatenate([frames for _, frames in generated.values()])
+        mean["fid"] = fid_score(pooled, fid_reference_images, fid_features)
+        models["fid"] = fid_features.description
+        not_computed.pop("fid", None)
+    return {"videos": videos, "mean": mean, "models": models, "not_computed": not_computed}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -155,7 +156,13 @@ class InceptionFeatures:
         self.weights_path = path
         self.batch_size = batch_size
         self.input_size = input_size
-        self.network = torch.jit.load(str(path), map_location=self.device).eval()
+        with warnings.catch_warnings():
+            # Recent torch releases deprecate TorchScript in favour of torch.export, but the published Inception
+            # weights exist only as TorchScript; the warning would be noise on every evaluation.
+            warnings.filterwarnings(
+                "ignore", message=r".*torch\.jit\.load.*is deprecated", category=DeprecationWarning
+            )
+            self.network = torch.jit.load(str(path), map_location=self.device).eval()
 
     @property
     def description(self) -> str:

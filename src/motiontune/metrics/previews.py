@@ -65,7 +65,10 @@ def label_strip(
     text_color: Color = (255, 255, 255),
     margin: int = 2,
 ) -> np.ndarray:
-    """A (height, width, 3) uint8 strip with ``text`` drawn on it, left-aligned; text wider than the strip is clipped."""
+    """A (height, width, 3) uint8 strip with ``text`` drawn on it, left-aligned.
+
+    Text wider than the strip is clipped at its right edge. The font scale follows ``height``.
+    """
     strip = np.empty((height, width, 3), dtype=np.uint8)
     strip[:] = background
     if height <= 2 * margin or not text:

@@ -70,14 +70,18 @@ def metrics_table(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             add_column(key)
         rows.append({"motion": motion, "kind": MEAN_ROW, "video": MEAN_ROW, "prompt": "", **mean})
 
-    frame = pd.DataFrame([{column: row.get(column) for column in columns} for row in rows], columns=columns)
-    for column in columns[len(IDENTITY_COLUMNS) :]:
-        present = [value for value in frame[column] if not _is_missing(value)]
+    # dtypes are chosen from the raw values: once in a DataFrame, ints next to a None have become floats.
+    data: dict[str, pd.Series] = {}
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        present = [value for value in values if not _is_missing(value)]
         if present and all(_is_integer(value) for value in present):
-            frame[column] = frame[column].astype("Int64")
+            data[column] = pd.Series(pd.array([None if _is_missing(v) else int(v) for v in values], dtype="Int64"))
         elif present and all(isinstance(value, numbers.Real) and not isinstance(value, bool) for value in present):
-            frame[column] = pd.to_numeric(frame[column]).astype("float64")
-    return frame
+            data[column] = pd.Series([math.nan if _is_missing(v) else float(v) for v in values], dtype="float64")
+        else:
+            data[column] = pd.Series(values, dtype="object")
+    return pd.DataFrame(data, columns=columns)
 
 
 def _format_cell(value: Any, float_digits: int, missing: str) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 import torch
 from kedro.io import AbstractDataset, DatasetError
 from safetensors.torch import load_file, save_file
 
 from motiontune.io.clip import VideoClip
 from motiontune.io.video import read_video, write_video
+from motiontune.metrics.previews import save_png
 from motiontune.motion.artifact import MotionArtifact, load_motion_artifact, save_motion_artifact, write_atomically
 
 
@@ -71,6 +73,29 @@ class MotionArtifactDataset(AbstractDataset[MotionArtifact, MotionArtifact]):
 
     def save(self, data: MotionArtifact) -> None:
         save_motion_artifact(Path(self._filepath).parent, data)
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class PngDataset(AbstractDataset[np.ndarray, np.ndarray]):
+    """A uint8 (H, W, 3) RGB image as PNG, written atomically."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(Path(self._filepath)) as image:
+            return np.asarray(image.convert("RGB"))
+
+    def save(self, data: np.ndarray) -> None:
+        save_png(Path(self._filepath), data)
 
     def _exists(self) -> bool:
         return Path(self._filepath).is_file()
