@@ -52,7 +52,7 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
 
     generate = params.get("generate")
     if generate is not None:
-        _check(problems, lambda: GenerationConfig(**generate))
+        _check(problems, lambda: GenerationConfig.from_params(generate))
         if generate.get("debias") not in (None, *DEBIAS_MODES):
             problems.append(f"generate.debias: '{generate['debias']}' is not one of {list(DEBIAS_MODES)} (or null)")
         if generate.get("noise_init") not in (None, *NOISE_INITS):

@@ -38,6 +38,11 @@ class GenerationConfig:
         if self.guidance_scale < 0:
             raise ValueError(f"generate.guidance_scale: must be >= 0, got {self.guidance_scale}")
 
+    @classmethod
+    def from_params(cls, generate: Mapping[str, Any]) -> GenerationConfig:
+        """The sampling settings out of the ``generate`` parameters (which also say what to generate from)."""
+        return cls(**{key: generate[key] for key in cls.__dataclass_fields__ if key in generate})
+
 
 def resolved_options(artifact: MotionArtifact, config: GenerationConfig) -> dict[str, Any]:
     """Inference options actually used: the config where set, else the artifact's defaults."""

@@ -1,0 +1,154 @@
+"""Compare methods on the same references and prompts: methods x motions x prompts x seeds, one table.
+
+The summary follows seed 002 Table 1 (text similarity, motion fidelity, temporal consistency, FID),
+each a mean over every generated video of the method; metrics that could not be computed are n/a.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from motiontune.backbone.loading import Backbone
+from motiontune.features import INVERTED_LATENTS
+from motiontune.metrics.configured import MetricModels
+from motiontune.metrics.evaluation import evaluate_motion
+from motiontune.metrics.trackers import Tracker
+from motiontune.motion.customize import learn_motion
+from motiontune.motion.training import TrainingConfig
+from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
+
+logger = logging.getLogger(__name__)
+
+# (column in the summary, metric key in the reports, higher is better)
+TABLE_COLUMNS = (
+    ("Text Similarity", "clip_text_similarity", True),
+    ("Motion Fidelity", "motion_fidelity", True),
+    ("Temporal Consistency", "temporal_consistency", True),
+    ("FID", "fid", False),
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkMethod:
+    """One row of the comparison: a method with its options and loop overrides."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    generate: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchmarkReference:
+    """A reference clip with its metadata row, cached features and target prompts."""
+
+    name: str
+    frames: np.ndarray  # (F, H, W, 3) uint8
+    row: Mapping[str, Any]
+    features: Mapping[str, Any]
+    prompts: Sequence[str]
+
+
+def run_benchmark(
+    backbone: Backbone,
+    references: Sequence[BenchmarkReference],
+    methods: Sequence[BenchmarkMethod],
+    training: TrainingConfig,
+    generation: GenerationConfig,
+    seeds: Sequence[int],
+    tracker: Tracker,
+    tracker_description: str,
+    static_threshold: float,
+    models: MetricModels,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Train, generate and evaluate every (method, reference, seed); returns one row per generated video
+    (columns method, motion, seed, prompt + metrics) and the videos keyed ``<method>/<seed>/<motion>/<NN>_<prompt>``."""
+    rows: list[dict[str, Any]] = []
+    videos: dict[str, np.ndarray] = {}
+    for entry in methods:
+        for seed in seeds:
+            loop = replace(TrainingConfig.from_params({**_as_params(training), **entry.train}), seed=seed)
+            sampling = replace(generation, **{**entry.generate, "seed": seed})
+            for reference in references:
+                logger.info("benchmark: %s on %s (seed %d)", entry.label, reference.name, seed)
+                artifact, _ = learn_motion(backbone, entry.method, entry.options, loop, reference.features, reference.row)
+                outputs = generate_with_motion(backbone, artifact, reference.prompts, sampling, reference.features.get(INVERTED_LATENTS))
+                generated = {video_id(reference.name, i, p): (p, v) for i, (p, v) in enumerate(zip(reference.prompts, outputs))}
+                report = evaluate_motion(
+                    reference.frames, generated, tracker, tracker_description, static_threshold,
+                    clip_scorer=models.clip_scorer, temporal_pairs=models.temporal_pairs,
+                    fid_features=models.fid_features, fid_reference_images=models.fid_reference_images, skipped=models.skipped,
+                )
+                fid = report["mean"].get("fid")
+                for video in report["videos"]:
+                    rows.append({"method": entry.label, "motion": reference.name, "seed": seed, **video, "fid": fid})
+                for key, (_, frames) in generated.items():
+                    videos[f"{_slug(entry.label)}/{seed}/{key}"] = frames
+    return pd.DataFrame(rows), videos
+
+
+def _as_params(config: TrainingConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+def _slug(label: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in label.lower()).split())
+
+
+def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Seed 002 Table 1 layout: one row per method, mean of each metric over all its videos (NaN = n/a)."""
+    summary = pd.DataFrame({"Method": pd.unique(results["method"])})
+    for column, key, _ in TABLE_COLUMNS:
+        if key in results and results[key].notna().any():
+            means = results.groupby("method", sort=False)[key].mean()
+            summary[column] = summary["Method"].map(means)
+        else:
+            summary[column] = np.nan
+    summary["Videos"] = summary["Method"].map(results.groupby("method", sort=False).size())
+    return summary
+
+
+def summary_markdown(summary: pd.DataFrame, digits: int = 4) -> str:
+    """Markdown with the direction of each metric in the header, as in the papers' tables."""
+    arrows = {column: ("\u2191" if higher else "\u2193") for column, _, higher in TABLE_COLUMNS}
+    header = ["Method"] + [f"{c} {arrows[c]}" for c, _, _ in TABLE_COLUMNS] + ["Videos"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for record in summary.to_dict(orient="records"):
+        cells = [str(record["Method"])]
+        for column, _, _ in TABLE_COLUMNS:
+            value = record[column]
+            cells.append("n/a" if pd.isna(value) else f"{value:.{digits}f}")
+        cells.append(str(int(record["Videos"])))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def metric_bar_plots(results: pd.DataFrame) -> dict[str, np.ndarray]:
+    """One bar chart per computed metric (mean and standard deviation over videos), as RGB images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, np.ndarray] = {}
+    for column, key, higher in TABLE_COLUMNS:
+        if key not in results or not results[key].notna().any():
+            continue
+        grouped = results.groupby("method", sort=False)[key]
+        means, spreads = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
+        figure, axis = plt.subplots(figsize=(max(3.0, 1.2 * len(means)), 3.0), dpi=100)
+        axis.bar(range(len(means)), means.values, yerr=spreads.values, capsize=4, color="#4C72B0")
+        axis.set_xticks(range(len(means)), means.index, rotation=20, ha="right", fontsize=8)
+        axis.set_title(f"{column} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+        figure.tight_layout()
+        figure.canvas.draw()
+        plots[key] = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+        plt.close(figure)
+    return plots

@@ -1,0 +1,70 @@
+"""Benchmark: every configured method on every reference of the benchmark manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from motiontune.benchmark import BenchmarkMethod, BenchmarkReference, metric_bar_plots, run_benchmark, summary_markdown, summary_table
+from motiontune.features import encode_reference
+from motiontune.io.clip import VideoClip
+from motiontune.io.manifest import load_manifest
+from motiontune.io.validation import VideoRules
+from motiontune.metrics.configured import metric_models
+from motiontune.metrics.trackers import build_tracker
+from motiontune.motion.training import TrainingConfig
+from motiontune.pipelines.backbones import backbone_from_params
+from motiontune.references import prepare_references, target_prompts
+from motiontune.sampling.generation import GenerationConfig
+from motiontune.tracking.mlflow_logging import log_benchmark
+
+
+def benchmark_methods(
+    benchmark_manifest: dict[str, Any],
+    backbone: dict[str, Any],
+    video: dict[str, Any],
+    ingest: dict[str, Any],
+    encode: dict[str, Any],
+    train: dict[str, Any],
+    generate: dict[str, Any],
+    evaluate: dict[str, Any],
+    benchmark: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, np.ndarray], dict[str, VideoClip]]:
+    model = backbone_from_params(backbone)
+    entries = load_manifest(benchmark_manifest, base_dir=benchmark["manifest_dir"], select=benchmark.get("entries"))
+    clips, rows = prepare_references(
+        entries, num_frames=int(video["num_frames"]), height=int(video["height"]), width=int(video["width"]),
+        fps=float(video["fps"]), frames_fps=float(ingest["frames_fps"]), resample_to_fps=bool(ingest["resample_to_fps"]),
+        rules=VideoRules(min_frames=int(video["num_frames"]), **ingest["rules"]), simplify_prompts=bool(ingest["simplify_prompts"]),
+    )
+    references = [
+        BenchmarkReference(
+            name=row["name"], frames=clips[row["name"]].frames, row=row, prompts=target_prompts(row),
+            features=encode_reference(model, clips[row["name"]].frames, row["train_prompt"], int(encode["inversion_steps"]), progress=False),
+        )
+        for row in rows
+    ]
+    methods = [
+        BenchmarkMethod(
+            label=item["label"], method=item["method"],
+            options={**(train.get(item["method"]) or {}), **(item.get("options") or {})},
+            train=dict(item.get("train") or {}), generate=dict(item.get("generate") or {}),
+        )
+        for item in benchmark["methods"]
+    ]
+    options = dict(evaluate.get("tracker_options") or {})
+    results, videos = run_benchmark(
+        model, references, methods,
+        training=TrainingConfig.from_params({**train, **benchmark.get("train", {})}),
+        generation=GenerationConfig.from_params({**generate, **benchmark.get("generate", {})}),
+        seeds=[int(seed) for seed in benchmark["seeds"]],
+        tracker=build_tracker(evaluate["tracker"], **options), tracker_description=f"{evaluate['tracker']} {options}",
+        static_threshold=float(evaluate["static_threshold"]), models=metric_models(evaluate),
+    )
+    summary = summary_table(results)
+    markdown = summary_markdown(summary)
+    log_benchmark(summary, markdown)
+    fps = float(video["fps"])
+    return results, summary, markdown, metric_bar_plots(results), {key: VideoClip(frames, fps) for key, frames in videos.items()}
