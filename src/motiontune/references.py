@@ -10,7 +10,7 @@ from typing import Any
 
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import ManifestEntry
-from motiontune.io.validation import VideoRules, check_video_table, video_table
+from motiontune.io.validation import VideoRules, VideoValidationError, problems_by_video, video_table
 from motiontune.io.video import read_video, resample_frames, resize_center_crop
 from motiontune.prompts import simplify_prompt
 
@@ -40,14 +40,23 @@ def prepare_references(
     resample_to_fps: bool,
     rules: VideoRules,
     simplify_prompts: bool,
+    on_error: str = "stop",
 ) -> tuple[dict[str, VideoClip], list[dict[str, Any]]]:
     """Validate every entry first (Great Expectations), then read, resample and crop each.
 
     Returns clips (num_frames, height, width, 3) at ``fps`` keyed by entry name, and one metadata row per
-    entry. Any failed rule raises :class:`VideoValidationError` naming each file and rule before anything
-    is produced, so no partial outputs are written.
+    entry. ``on_error="stop"``: any failed rule raises :class:`VideoValidationError` naming each file and
+    rule before anything is produced, so no partial outputs are written. ``on_error="skip"``: failing
+    entries are left out with a warning each, the others go on (an error if none is left).
     """
-    check_video_table(video_table(entries, frames_fps=frames_fps), rules)
+    if on_error not in ("stop", "skip"):
+        raise ValueError(f"ingest.on_error: '{on_error}' is not one of ['stop', 'skip']")
+    problems = problems_by_video(video_table(entries, frames_fps=frames_fps), rules)
+    if problems and (on_error == "stop" or len(problems) == len(entries)):
+        raise VideoValidationError([message for messages in problems.values() for message in messages])
+    for name, messages in problems.items():
+        logger.warning("Skipping manifest entry '%s' (ingest.on_error=skip): %s", name, "; ".join(messages))
+    entries = [entry for entry in entries if entry.name not in problems]
     clips: dict[str, VideoClip] = {}
     rows: list[dict[str, Any]] = []
     for entry in entries:

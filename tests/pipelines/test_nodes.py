@@ -93,3 +93,18 @@ def test_nodes_chain_on_the_tiny_backbone(manifest, project_root, tmp_path, tiny
     assert previews["ball_right"].frames.shape[0] == 8 and previews["ball_right"].frames.shape[2] >= 3 * 64
     assert sheets["ball_right"].shape[0] >= 3 * 64  # 3 rows: reference + 2 generated
     assert list(table["kind"]).count("mean") == 1 and "| motion |" in markdown
+
+
+def test_ingest_can_skip_bad_entries_and_keep_the_rest(tmp_path, caplog):
+    (tmp_path / "notes.mp4").write_text("this is not a video")
+    write_video(tmp_path / "good.mp4", np.full((12, 32, 32, 3), 90, dtype=np.uint8), 8)
+    manifest = {"videos": [
+        {"name": "text", "path": "notes.mp4", "prompt": "a dog", "target_prompts": ["a cat"]},
+        {"name": "fine", "path": "good.mp4", "prompt": "a grey wall", "target_prompts": ["a cat"]},
+    ]}
+    params = {**ingest_params(tmp_path), "on_error": "skip"}
+    clips, metadata = ingest_references(manifest, VIDEO, params)
+    assert list(clips) == ["fine"] and list(metadata["name"]) == ["fine"]
+    assert "Skipping manifest entry 'text'" in caplog.text and "notes.mp4: unreadable video" in caplog.text
+    with pytest.raises(ValueError, match="ingest.on_error: 'ignore' is not one of"):
+        ingest_references(manifest, VIDEO, {**params, "on_error": "ignore"})

@@ -177,31 +177,38 @@ def _message(row: pd.Series, rule: str, rules: VideoRules) -> str:
     return f"{path}: prompt is missing or empty"
 
 
-def validate_video_table(table: pd.DataFrame, rules: VideoRules) -> list[str]:
+def problems_by_video(table: pd.DataFrame, rules: VideoRules) -> dict[str, list[str]]:
     """Check the :func:`video_table` rows against ``rules`` with Great Expectations.
 
     Rules: readable; num_frames >= min_frames; min_fps <= fps <= max_fps;
     min_side <= height, width <= max_side; prompt not null and not blank.
-    Returns one message per failing (video, rule), in table order, e.g.
-    ``"data/01_raw/y.gif: has 1 frames, fewer than num_frames=8"``; an
-    unreadable video reports only that (and a bad prompt). Empty list: all good.
+    Returns ``{entry name: messages}`` for the failing entries only, in table order, each message like
+    ``"data/01_raw/y.gif: has 1 frames, fewer than num_frames=8"``; an unreadable video reports only
+    that (and a bad prompt).
     """
     missing = [column for column in VIDEO_TABLE_COLUMNS if column not in table.columns]
     if missing:
         raise ValueError(f"video table lacks column(s) {', '.join(missing)}")
     if table.empty:
-        return []
+        return {}
     # GX reports index labels; a fresh 0..n-1 index makes them row positions.
     table = table.reset_index(drop=True)
     failures = _run_expectations(table, rules)
 
-    messages: list[str] = []
+    problems: dict[str, list[str]] = {}
     for position, row in table.iterrows():
         failed = failures.get(int(position), set())
         if not bool(row["readable"]):
             failed = failed - _RULES_SKIPPED_WHEN_UNREADABLE
-        messages.extend(_message(row, rule, rules) for rule in _RULE_ORDER if rule in failed)
-    return messages
+        messages = [_message(row, rule, rules) for rule in _RULE_ORDER if rule in failed]
+        if messages:
+            problems[str(row["name"])] = messages
+    return problems
+
+
+def validate_video_table(table: pd.DataFrame, rules: VideoRules) -> list[str]:
+    """All messages of :func:`problems_by_video`, in table order; empty when every video passes."""
+    return [message for messages in problems_by_video(table, rules).values() for message in messages]
 
 
 def check_video_table(table: pd.DataFrame, rules: VideoRules) -> None:
