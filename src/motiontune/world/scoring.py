@@ -1,0 +1,275 @@
+"""Score an analysed clip against what it was meant to show, and against a motion reference.
+
+Three kinds of checks (seed 002's evaluation axes, made exact by the world's ground truth):
+
+* **text alignment**: is the object of the intended colour and shape?
+* **motion agreement**: does it move as intended (direction, path kind, rotation, area trend,
+  camera)? And, given a reference clip, how similar are the two object trajectories: the
+  normalised cross-correlation of their per-frame displacements (motion fidelity, seed 002 eq. 6,
+  on the single object track; static vs static = 1, static vs moving = 0).
+* **appearance leakage**: with a reference of another colour or shape (the clip a motion was
+  learnt from), did the reference's colour or shape show up instead of the intended one?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from motiontune.metrics.motion_fidelity import displacements, resample_positions, track_correlation
+from motiontune.world.analyser import CAMERA_UNKNOWN, VideoAnalysis
+from motiontune.world.captions import expected_truth, parse_caption
+from motiontune.world.generator import WorldSample
+from motiontune.world.motions import MotionTruth
+from motiontune.world.spec import WorldSpec
+from motiontune.world.vocabulary import STATIC
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Defaults are those of ``conf/base/parameters_world.yml`` (``world.scoring``).
+
+    Attributes:
+        static_fraction: a centroid track whose displacement norm sqrt(sum_t |d_t|^2) is below
+            this share of the reference's shorter side counts as static in the trajectory
+            similarity (relative, unlike motion fidelity's 0.5 px for point tracks: an object's
+            centroid jitters by a few tenths of a pixel per frame as its outline is redrawn; the
+            slowest world motion is ~4.8 px at 64x64, 8 frames, its jitter ~1 px).
+        min_track_frames: a track with fewer frames where the object was found has no trajectory.
+    """
+
+    static_fraction: float = 0.03
+    min_track_frames: int = 2
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> ScoringConfig:
+        """Build from ``world.scoring`` parameters (None = defaults; unknown keys raise)."""
+        params = dict(params or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"world.scoring: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a clip should show, in the analyser's (screen) terms.
+
+    Attributes:
+        colour, shape: intended appearance.
+        truth: intended motion (family, screen direction, path kind, rotation, area trend, camera).
+    """
+
+    colour: str
+    shape: str
+    truth: MotionTruth
+
+    @classmethod
+    def from_sample(cls, sample: WorldSample) -> Intent:
+        """The intent a generated sample fulfils by construction."""
+        return cls(sample.colour, sample.shape, sample.truth)
+
+    @classmethod
+    def from_caption(cls, caption: str, spec: WorldSpec) -> Intent:
+        """The intent of a caption of the world's grammar ("camera panning left over a red star")."""
+        meaning = parse_caption(caption, spec)
+        return cls(meaning.colour, meaning.shape, expected_truth(spec, meaning.family, meaning.params))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The clip a motion comes from: its appearance and its object's track.
+
+    Attributes:
+        colour, shape: the reference object's appearance (for leakage).
+        centroids: (F, 2) object centre per frame, px; NaN where unknown.
+        frame_size: (H, W) of the reference clip.
+    """
+
+    colour: str | None
+    shape: str | None
+    centroids: np.ndarray
+    frame_size: tuple[int, int]
+
+    @classmethod
+    def from_sample(cls, sample: WorldSample) -> Reference:
+        """From a generated clip's ground truth."""
+        height, width = sample.frames.shape[1:3]
+        return cls(sample.colour, sample.shape, sample.centres.astype(np.float64), (height, width))
+
+    @classmethod
+    def from_analysis(cls, analysis: VideoAnalysis) -> Reference:
+        """From what the analyser read (for references without ground truth)."""
+        return cls(analysis.colour, analysis.shape, analysis.centroids, analysis.frame_size)
+
+
+@dataclass(frozen=True)
+class WorldScore:
+    """Checks of one clip. A check that does not apply to the intent is None.
+
+    Attributes:
+        found: the analyser found an object (every other check is False/0 when it did not).
+        colour_correct, shape_correct: text alignment.
+        text_alignment: mean of the two, in [0, 1].
+        direction_correct: overall on-screen direction (or "static") as intended; None for
+            closed paths (circles).
+        path_correct: path kind (static / line / curve) as intended.
+        rotation_correct: turning sense as intended; None unless the intent turns.
+        area_trend_correct: grow / shrink / steady as intended.
+        camera_correct: pan (with the intended background direction) or zoom as intended; for an
+            object motion, no pan or zoom (an "unknown" camera on an untextured background passes).
+        motion_correct: every applicable motion check passed.
+        trajectory_similarity: NCC of per-frame object displacements with the reference, in
+            [-1, 1]; None without a reference track, 0.0 when the object was not found.
+        speed_ratio: total displacement of this clip over the reference's; None when either
+            is static or unknown.
+        colour_leak, shape_leak: the reference's colour/shape shows instead of the intended one
+            (None without a reference, or when the reference has the intended one).
+        reference_colour_share: share of the clip's object-coloured pixels in the reference's
+            colour (None without a reference colour).
+    """
+
+    found: bool
+    colour_correct: bool
+    shape_correct: bool
+    text_alignment: float
+    direction_correct: bool | None
+    path_correct: bool
+    rotation_correct: bool | None
+    area_trend_correct: bool
+    camera_correct: bool
+    motion_correct: bool
+    trajectory_similarity: float | None
+    speed_ratio: float | None
+    colour_leak: bool | None
+    shape_leak: bool | None
+    reference_colour_share: float | None
+
+
+def _fill_gaps(track: np.ndarray) -> np.ndarray | None:
+    """Linearly interpolate NaN frames of a (F, 2) track; hold the ends. None if all are NaN."""
+    known = np.isfinite(track).all(axis=1)
+    if not known.any():
+        return None
+    frames = np.arange(len(track))
+    return np.stack([np.interp(frames, frames[known], track[known, axis]) for axis in range(2)], axis=-1)
+
+
+def trajectory_similarity(
+    track: np.ndarray,
+    frame_size: tuple[int, int],
+    reference_track: np.ndarray,
+    reference_frame_size: tuple[int, int],
+    config: ScoringConfig | None = None,
+) -> tuple[float, float | None] | None:
+    """Similarity of two single-object tracks, as motion fidelity compares point tracks.
+
+    Positions are expressed in the reference frame's pixels (scaled by the frame sizes), both
+    tracks are linearly resampled to the shorter length (same clip duration assumed), missing
+    frames are interpolated, and the per-frame displacement sequences are compared with
+    ``track_correlation`` (cosine of the flattened sequences; static vs static = 1, static vs
+    moving = 0).
+
+    Args:
+        track: (F, 2) x, y per frame, NaN where unknown.
+        frame_size: (H, W) of ``track``'s clip.
+        reference_track: (G, 2) likewise.
+        reference_frame_size: (H, W) of the reference clip.
+
+    Returns:
+        (correlation in [-1, 1], speed ratio |d| / |d_ref| or None when either is static), or
+        None when a track has fewer than ``min_track_frames`` known frames.
+    """
+    config = config or ScoringConfig()
+    tracks = []
+    for positions in (track, reference_track):
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[1] != 2:
+            raise ValueError(f"a track must be (F, 2), got {positions.shape}")
+        if int(np.isfinite(positions).all(axis=1).sum()) < max(config.min_track_frames, 2):
+            return None
+        tracks.append(_fill_gaps(positions))
+    height, width = frame_size
+    ref_height, ref_width = reference_frame_size
+    scaled = tracks[0] * np.array([ref_width / width, ref_height / height])
+    num_frames = min(len(scaled), len(tracks[1]))
+    own = displacements(resample_positions(scaled[None], num_frames))
+    ref = displacements(resample_positions(tracks[1][None], num_frames))
+    static_threshold = config.static_fraction * min(ref_height, ref_width)
+    correlation = float(track_correlation(ref, own, static_threshold)[0, 0])
+    own_norm, ref_norm = float(np.linalg.norm(own)), float(np.linalg.norm(ref))
+    moving = own_norm >= static_threshold and ref_norm >= static_threshold
+    return correlation, (own_norm / ref_norm if moving else None)
+
+
+def _camera_agrees(analysis: VideoAnalysis, truth: MotionTruth) -> bool:
+    if truth.camera == "static":
+        # An untextured background cannot show camera motion; only a visible pan/zoom is wrong.
+        return analysis.camera in (STATIC, CAMERA_UNKNOWN)
+    if truth.camera == "pan":
+        return analysis.camera == "pan" and analysis.background_direction == truth.screen_direction
+    return analysis.camera == truth.camera
+
+
+def score_video(
+    analysis: VideoAnalysis,
+    intent: Intent,
+    reference: Reference | None = None,
+    config: ScoringConfig | None = None,
+) -> WorldScore:
+    """All checks of ``analysis`` against ``intent`` (and ``reference`` when given)."""
+    config = config or ScoringConfig()
+    truth = intent.truth
+    found = analysis.found
+    colour_correct = found and analysis.colour == intent.colour
+    shape_correct = found and analysis.shape == intent.shape
+    direction_correct = (
+        None if truth.screen_direction is None else (found and analysis.direction == truth.screen_direction)
+    )
+    path_correct = found and analysis.path_kind == truth.path_kind
+    rotation_correct = None if truth.rotation is None else found and analysis.rotation == truth.rotation
+    area_correct = found and analysis.area_trend == truth.area_trend
+    camera_correct = _camera_agrees(analysis, truth)
+    applicable = [direction_correct, path_correct, rotation_correct, area_correct, camera_correct]
+    motion_correct = found and all(check for check in applicable if check is not None)
+
+    similarity: float | None = None
+    speed_ratio: float | None = None
+    colour_leak = shape_leak = None
+    colour_share = None
+    if reference is not None:
+        if found:
+            result = trajectory_similarity(
+                analysis.centroids, analysis.frame_size, reference.centroids, reference.frame_size, config
+            )
+            if result is not None:
+                similarity, speed_ratio = result
+        else:
+            similarity = 0.0  # no object, no agreement: counts as a failure in means
+        if reference.colour is not None and reference.colour != intent.colour:
+            colour_leak = found and analysis.colour == reference.colour
+        if reference.shape is not None and reference.shape != intent.shape:
+            shape_leak = found and analysis.shape == reference.shape
+        if reference.colour is not None:
+            colour_share = float(analysis.colour_shares.get(reference.colour, 0.0))
+    return WorldScore(
+        found=found,
+        colour_correct=colour_correct,
+        shape_correct=shape_correct,
+        text_alignment=(float(colour_correct) + float(shape_correct)) / 2.0,
+        direction_correct=direction_correct,
+        path_correct=path_correct,
+        rotation_correct=rotation_correct,
+        area_trend_correct=area_correct,
+        camera_correct=camera_correct,
+        motion_correct=motion_correct,
+        trajectory_similarity=similarity,
+        speed_ratio=speed_ratio,
+        colour_leak=colour_leak,
+        shape_leak=shape_leak,
+        reference_colour_share=colour_share,
+    )
