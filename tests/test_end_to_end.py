@@ -40,10 +40,10 @@ def test_customize_runs_end_to_end_and_is_tracked(project_root, tmp_path):
 
     names = ["ball_right", "camera_pan", "square_orbit"]
     for name in names:
-        manifest = json.loads((project / "data/06_models" / name / "motion.json").read_text())
+        manifest = json.loads((project / "data/06_models/motions" / name / "motion.json").read_text())
         assert manifest["method"] == "motion_embeddings" and manifest["train"]["steps"] == 3
-        assert (project / "data/06_models" / name / "motion.safetensors").is_file()
-        assert len(list((project / "data/07_model_output" / name).glob("*.mp4"))) == 2
+        assert (project / "data/06_models/motions" / name / "motion.safetensors").is_file()
+        assert len(list((project / "data/07_model_output/motions" / name).glob("*.mp4"))) == 2
         metrics = json.loads((project / "data/08_reporting" / name / "metrics.json").read_text())
         assert len(metrics["videos"]) == 2 and "motion_fidelity" in metrics["mean"]
 
@@ -69,8 +69,8 @@ def test_configuration_changes_the_run_and_bad_values_are_rejected(project_root,
         f"--params={SMALL_RUN},ingest.entries=[camera_pan],video.num_frames=4,video.height=32,video.width=48,train.motion_embeddings.blocks=deep,generate.noise_init=random",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert sorted(p.name for p in (project / "data/06_models").iterdir() if (p / "motion.json").exists()) == ["camera_pan"]
-    manifest = json.loads((project / "data/06_models/camera_pan/motion.json").read_text())
+    assert sorted(p.name for p in (project / "data/06_models/motions").iterdir() if (p / "motion.json").exists()) == ["camera_pan"]
+    manifest = json.loads((project / "data/06_models/motions/camera_pan/motion.json").read_text())
     assert (manifest["num_frames"], manifest["height"], manifest["width"]) == (4, 32, 48)
     assert len(manifest["blocks"]) == 3  # the tiny backbone's widest (64-channel) temporal blocks
 
@@ -79,3 +79,21 @@ def test_configuration_changes_the_run_and_bad_values_are_rejected(project_root,
     output = bad.stdout + bad.stderr
     assert "generate.debias: 'sideways' is not one of" in output
     assert "train.method: 'dreambooth' is not one of" in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["motion_embeddings", "vmc", "motionmatcher", "motiondirector"])
+def test_every_method_customizes_through_the_same_pipeline(project_root, tmp_path, method):
+    project = copy_project(project_root, tmp_path / "project")
+    params = f"{SMALL_RUN},ingest.entries=[ball_right],train.method={method},train.steps=2"
+    result = kedro(project, "--pipelines=customize", f"--params={params}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    manifest = json.loads((project / "data/06_models/motions/ball_right/motion.json").read_text())
+    assert manifest["method"] == method and manifest["train"]["steps"] == 2
+    assert len(list((project / "data/07_model_output/motions/ball_right").glob("*.mp4"))) == 2
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("motiontune").experiment_id])
+    assert run.data.params["train.method"] == method
+    assert run.data.tags["method"] == method

@@ -19,8 +19,7 @@ from motiontune.features import INVERTED_LATENTS
 from motiontune.metrics.configured import MetricModels
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.trackers import Tracker
-from motiontune.motion.customize import learn_motion
-from motiontune.motion.training import TrainingConfig
+from motiontune.motion.customize import learn_motion, training_config_for
 from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
 
 logger = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ def run_benchmark(
     backbone: Backbone,
     references: Sequence[BenchmarkReference],
     methods: Sequence[BenchmarkMethod],
-    training: TrainingConfig,
+    train_params: Mapping[str, Any],
     generation: GenerationConfig,
     seeds: Sequence[int],
     tracker: Tracker,
@@ -68,13 +67,15 @@ def run_benchmark(
     static_threshold: float,
     models: MetricModels,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Train, generate and evaluate every (method, reference, seed); returns one row per generated video
+    """Train, generate and evaluate every (method, reference, seed); ``train_params`` are the ``train``
+    parameters (loop settings per method as in :func:`training_config_for`). Returns one row per generated video
     (columns method, motion, seed, prompt + metrics) and the videos keyed ``<method>/<seed>/<motion>/<NN>_<prompt>``."""
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
     for entry in methods:
         for seed in seeds:
-            loop = replace(TrainingConfig.from_params({**_as_params(training), **entry.train}), seed=seed)
+            method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
+            loop = replace(training_config_for(method_params), seed=seed)
             sampling = replace(generation, **{**entry.generate, "seed": seed})
             for reference in references:
                 logger.info("benchmark: %s on %s (seed %d)", entry.label, reference.name, seed)
@@ -92,10 +93,6 @@ def run_benchmark(
                 for key, (_, frames) in generated.items():
                     videos[f"{_slug(entry.label)}/{seed}/{key}"] = frames
     return pd.DataFrame(rows), videos
-
-
-def _as_params(config: TrainingConfig) -> dict[str, Any]:
-    return {name: getattr(config, name) for name in config.__dataclass_fields__}
 
 
 def _slug(label: str) -> str:

@@ -1,4 +1,4 @@
-"""Command-line helpers that need no Kedro: building the embedded backbone."""
+"""Command-line helpers that need no Kedro: building the embedded backbone, promoting registered motions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
+from motiontune.tracking import registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     build = commands.add_parser("build-tiny-backbone", help="build the embedded default backbone")
     build.add_argument("--config", type=Path, default=Path("conf/base/parameters_backbone.yml"))
     build.add_argument("--out", type=Path, default=Path("data/06_models/backbones/tiny-t2v"))
+    registry.add_commands(commands)  # promote, motions: the MLflow model registry of learned motions
     args = parser.parse_args(argv)
+    if args.command in ("promote", "motions"):
+        return registry.run_command(args)
 
     if args.command == "build-tiny-backbone":
         config = yaml.safe_load(args.config.read_text(encoding="utf-8"))

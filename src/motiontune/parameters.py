@@ -10,9 +10,10 @@ from motiontune.backbone.structure import BLOCK_PRESETS
 from motiontune.metrics.trackers import TRACKERS
 from motiontune.motion.embeddings import DEBIAS_MODES
 from motiontune.motion.methods import build_method
-from motiontune.motion.training import TrainingConfig
+from motiontune.motion.customize import training_config_for
 from motiontune.sampling.generation import GenerationConfig
 from motiontune.sampling.noise import NOISE_INITS
+from motiontune.tracking.registry import registry_generate_problems
 
 
 class ParameterError(ValueError):
@@ -42,17 +43,18 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
 
     train = params.get("train")
     if train is not None:
-        _check(problems, lambda: TrainingConfig.from_params(train))
+        _check(problems, lambda: training_config_for(train))
         method = train.get("method")
         options = train.get(method) or {}
         _check(problems, lambda: build_method(method, options))
         blocks = options.get("blocks")
-        if isinstance(blocks, str) and blocks not in BLOCK_PRESETS:
+        if method == "motion_embeddings" and isinstance(blocks, str) and blocks not in BLOCK_PRESETS:
             problems.append(f"train.{method}.blocks: '{blocks}' is not a preset ({list(BLOCK_PRESETS)}) or a list of module paths")
 
     generate = params.get("generate")
     if generate is not None:
         _check(problems, lambda: GenerationConfig.from_params(generate))
+        problems += registry_generate_problems(generate)
         if generate.get("debias") not in (None, *DEBIAS_MODES):
             problems.append(f"generate.debias: '{generate['debias']}' is not one of {list(DEBIAS_MODES)} (or null)")
         if generate.get("noise_init") not in (None, *NOISE_INITS):

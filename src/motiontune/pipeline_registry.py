@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
+from motiontune.pipelines.benchmark import pipeline as benchmark
 from motiontune.pipelines.encode import pipeline as encode
 from motiontune.pipelines.evaluate import pipeline as evaluate
 from motiontune.pipelines.generate import pipeline as generate
@@ -23,4 +24,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluate": evaluate.create_pipeline(),
     }
     customize = sum((stages[name] for name in STAGES), Pipeline([]))
-    return {**stages, "customize": customize, "__default__": customize}
+    # generate.motion=models:/motion-<name>@champion: generate from the MLflow registry (not part of customize).
+    registry = generate.create_registry_pipeline()
+    extra = {"generate": stages["generate"] + registry, "generate_registry": registry}
+    return {**stages, **extra, "customize": customize, "benchmark": benchmark.create_pipeline(), "__default__": customize}

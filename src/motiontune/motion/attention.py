@@ -22,16 +22,35 @@ def broadcast_over_batch(embedding: torch.Tensor, rows: int, where: str) -> torc
 
     Rows are (b h w)-major as diffusers' ``TransformerTemporalModel`` lays them out, so a spatial
     embedding (S = H*W) is repeated once per video of the batch; S = 1 broadcasts everywhere.
+    (The processor itself adds through :func:`add_over_batch`, which does not materialise the copy.)
     """
-    spatial = embedding.shape[0]
+    spatial = _check_rows(embedding, rows, where)
     if spatial == 1:
         return embedding
-    if rows % spatial != 0:
+    return embedding.repeat(rows // spatial, 1, 1)
+
+
+def add_over_batch(states: torch.Tensor, embedding: torch.Tensor, where: str) -> torch.Tensor:
+    """``states + broadcast_over_batch(embedding)`` for states (B*S, N, C), without copying the embedding.
+
+    The states are viewed as (B, S, N, C) and the embedding (S, N, C) broadcast over B: each element is the
+    same single addition as with the repeated embedding, so the result is bitwise identical.
+    """
+    rows = states.shape[0]
+    spatial = _check_rows(embedding, rows, where)
+    if spatial == 1:
+        return states + embedding
+    return (states.reshape(rows // spatial, spatial, *states.shape[1:]) + embedding).view(states.shape)
+
+
+def _check_rows(embedding: torch.Tensor, rows: int, where: str) -> int:
+    spatial = embedding.shape[0]
+    if spatial != 1 and rows % spatial != 0:
         raise MotionShapeError(
             f"{where}: embedding has {spatial} spatial positions but the attention sees {rows} rows "
             f"(not a multiple); was it learnt at another resolution?"
         )
-    return embedding.repeat(rows // spatial, 1, 1)
+    return spatial
 
 
 class MotionEmbeddingAttnProcessor:
@@ -67,13 +86,17 @@ class MotionEmbeddingAttnProcessor:
                     f"the video has {frames}; generate with num_frames={tensor.shape[1]}"
                 )
 
+        # The embeddings are broadcast over the batch (no per-call copy) and gamma scales the small (S, N, C)
+        # embedding, not the (B*S, N, C) expansion; gamma = 1 skips the multiplication (x * 1.0 == x exactly).
         query_key_states = hidden_states
         if self.query_key is not None:
-            query_key_states = hidden_states + broadcast_over_batch(self.query_key, rows, self.name).to(hidden_states.dtype)
+            query_key_states = add_over_batch(hidden_states, self.query_key.to(hidden_states.dtype), self.name)
         value_states = hidden_states
         if self.value is not None and self.value_scale != 0.0:
-            value_embedding = broadcast_over_batch(self.value, rows, self.name).to(hidden_states.dtype)
-            value_states = hidden_states + self.value_scale * value_embedding
+            value_embedding = self.value.to(hidden_states.dtype)
+            if self.value_scale != 1.0:
+                value_embedding = self.value_scale * value_embedding
+            value_states = add_over_batch(hidden_states, value_embedding, self.name)
 
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, frames, rows)
@@ -100,4 +123,6 @@ class MotionEmbeddingAttnProcessor:
         hidden_states = attn.to_out[1](hidden_states)
         if attn.residual_connection:
             hidden_states = hidden_states + residual
+        if attn.rescale_output_factor == 1.0:  # x / 1.0 == x exactly: skip a pass over the output
+            return hidden_states
         return hidden_states / attn.rescale_output_factor

@@ -12,8 +12,21 @@ import torch
 from motiontune.backbone.loading import Backbone, BackboneError
 from motiontune.features import LATENTS, PROMPT_EMBEDS
 from motiontune.motion.artifact import MotionArtifact
-from motiontune.motion.methods import build_method, method_class
+from motiontune.motion.methods import build_method, method_class, recommended_training
 from motiontune.motion.training import TrainingConfig, TrainingResult, train_motion
+
+
+# Loop settings a method recommends (its paper / public code) unless the global train.<key> is set.
+METHOD_LOOP_KEYS = ("steps", "learning_rate", "weight_decay", "max_grad_norm")
+
+
+def training_config_for(train: Mapping[str, Any]) -> TrainingConfig:
+    """The loop settings of a run: ``train.<method>.training`` (the method's recommendation), overridden by
+    every global ``train.steps`` / ``learning_rate`` / ``weight_decay`` / ``max_grad_norm`` that is not null."""
+    method = train["method"]
+    recommended = recommended_training(method, train.get(method))
+    overrides = {key: train[key] for key in METHOD_LOOP_KEYS if train.get(key) is not None}
+    return TrainingConfig.from_params({**train, **recommended, **overrides})
 
 
 def learn_motion(

@@ -7,6 +7,7 @@ interface.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from motiontune.motion.embeddings import (
     motion_embeddings_attached,
     split_by_block,
 )
-from motiontune.motion.losses import get_loss
+from motiontune.motion.losses import VMC_FORMS, get_loss
 
 
 @dataclass
@@ -45,11 +46,18 @@ class TrainingBatch:
 
 
 class MotionMethod(ABC):
-    """One motion customisation method; an instance holds the trainable state for one video."""
+    """One motion customisation method; an instance holds the trainable state for one video.
+
+    Class attributes: ``name`` (the ``train.method`` value), ``version`` (recorded in the artifact),
+    ``inference_defaults`` (generation options recorded in the artifact manifest; generation settings override
+    them) and ``training_defaults`` (the loop settings the method's paper or public code uses: steps,
+    learning_rate, weight_decay, max_grad_norm; see :func:`recommended_training`).
+    """
 
     name: ClassVar[str]
     version: ClassVar[str]
     inference_defaults: ClassVar[dict[str, Any]]
+    training_defaults: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
@@ -59,27 +67,13 @@ class MotionMethod(ABC):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Exactly the tensors the optimiser updates; everything else stays frozen."""
 
-    @abstractmethod
-    def training_context(self, backbone: Backbone) -> Any:
-        """Context manager under which the UNet's forward pass uses the trainable tensors."""
-
-    @abstractmethod
-    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Scalar loss from the UNet's prediction and its target, both (B, C, F, h, w)."""
-
     def sample_timesteps(self, num_train_timesteps: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """Training timesteps (B,) drawn uniformly from [0, T); methods restricting the range override this."""
         return torch.randint(0, num_train_timesteps, (batch_size,), generator=generator)
 
+    @abstractmethod
     def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
-        """One step's loss: the UNet's prediction under :meth:`training_context`, scored by :meth:`loss`.
-
-        Methods that need more than one forward pass (feature matching, frame-wise spatial training)
-        override this.
-        """
-        with self.training_context(backbone):
-            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
-        return self.loss(prediction, batch.target)
+        """One step's scalar loss. The backbone must be unchanged again when this returns."""
 
     @abstractmethod
     def artifact_tensors(self) -> dict[str, torch.Tensor]:
@@ -96,25 +90,62 @@ class MotionMethod(ABC):
     @classmethod
     @abstractmethod
     def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Any:
-        """Context manager that applies an artifact's tensors for generation with inference ``options``."""
+        """Context manager that applies an artifact's tensors for generation with inference ``options``.
+
+        On exit the backbone is exactly as before (same modules, parameters and attention processors).
+        """
 
 
-class MotionEmbeddingsMethod(MotionMethod):
+class NoisePredictionMethod(MotionMethod):
+    """A method trained with one UNet forward per step, scored by a loss on the noise prediction."""
+
+    @abstractmethod
+    def training_context(self, backbone: Backbone) -> Any:
+        """Context manager under which the UNet's forward pass uses the trainable tensors."""
+
+    @abstractmethod
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Scalar loss from the UNet's prediction and its target, both (B, C, F, h, w)."""
+
+    def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
+        """The UNet's prediction under :meth:`training_context`, scored by :meth:`loss`."""
+        with self.training_context(backbone):
+            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
+        return self.loss(prediction, batch.target, generator=batch.generator)
+
+
+class MotionEmbeddingsMethod(NoisePredictionMethod):
     """Motion Embeddings (seed 002 sec. 3.2, seed 004 A.1-A.4): only the embeddings train.
 
     Defaults: blocks ``all``, query/key 1D and value 2D, ``ddpm`` loss; at inference the value embedding
     is debiased by frame differences, scaled by gamma = 1, and sampling starts from a 0.5 blend of the
     inverted reference and random noise (seed 004 A.4).
+
+    Options: ``blocks`` (``all`` | ``deep`` | list of module paths), ``loss`` (``ddpm`` | ``vmc`` |
+    ``debiased_temporal``, seed 004 A.2), ``vmc_form`` (``paper`` | ``public_code`` | ``l2``, used with
+    ``loss: vmc``), ``query_key_layout`` and ``value_layout`` (``1d`` | ``2d``, the ablation of seed 002 sec. 4.3).
     """
 
     name = "motion_embeddings"
     version = "1"
     inference_defaults = {"debias": "frame_diff", "value_scale": 1.0, "noise_init": "blend", "blend_strength": 0.5}
+    # seed 004 A.3: AdamW lr 5e-2, 800 steps (100-300 suffice for camera motion); no clipping.
+    training_defaults = {"steps": 800, "learning_rate": 5e-2, "weight_decay": 1e-2, "max_grad_norm": None}
 
-    def __init__(self, blocks: str | list[str] = "all", loss: str = "ddpm", query_key_layout: str = "1d", value_layout: str = "2d") -> None:
+    def __init__(
+        self,
+        blocks: str | list[str] = "all",
+        loss: str = "ddpm",
+        query_key_layout: str = "1d",
+        value_layout: str = "2d",
+        vmc_form: str = "paper",
+    ) -> None:
         self.blocks = blocks
         self.loss_name = loss
-        self._loss = get_loss(loss)
+        if vmc_form not in VMC_FORMS:
+            raise ValueError(f"vmc_form: '{vmc_form}' is not one of {list(VMC_FORMS)}")
+        self.vmc_form = vmc_form
+        self._loss = get_loss(loss, form=vmc_form) if loss == "vmc" else get_loss(loss)
         self.layout = EmbeddingLayout(query_key=query_key_layout, value=value_layout)
         self.embeddings: MotionEmbeddings | None = None
 
@@ -139,8 +170,8 @@ class MotionEmbeddingsMethod(MotionMethod):
         by_block = dict(zip(embeddings.block_paths, zip(embeddings.query_key, embeddings.value)))
         return motion_embeddings_attached(backbone.unet, by_block, value_scale=1.0)
 
-    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self._loss(prediction, target)
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self._loss(prediction, target, generator=generator)
 
     def artifact_tensors(self) -> dict[str, torch.Tensor]:
         return self._require_embeddings().named_tensors()
@@ -149,13 +180,16 @@ class MotionEmbeddingsMethod(MotionMethod):
         self._require_embeddings().load_named_tensors(tensors)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {
+        hyperparameters = {
             "blocks": self.blocks,
             "loss": self.loss_name,
             "query_key_layout": self.layout.query_key,
             "value_layout": self.layout.value,
             "block_paths": list(self._require_embeddings().block_paths),
         }
+        if self.loss_name == "vmc":
+            hyperparameters["vmc_form"] = self.vmc_form
+        return hyperparameters
 
     @classmethod
     @contextmanager
@@ -177,17 +211,67 @@ class MotionEmbeddingsMethod(MotionMethod):
 
 METHODS: dict[str, type[MotionMethod]] = {MotionEmbeddingsMethod.name: MotionEmbeddingsMethod}
 
+# The other methods live in their own modules, which import this one; they register themselves with
+# @register_method when imported, which the first lookup does.
+BUILTIN_METHOD_MODULES = (
+    "motiontune.motion.vmc",
+    "motiontune.motion.motion_matcher",
+    "motiontune.motion.motion_director",
+)
+
+# Loop settings a method may recommend (TrainingConfig fields that depend on the method).
+TRAINING_KEYS = ("steps", "learning_rate", "adam_betas", "weight_decay", "adam_epsilon", "max_grad_norm")
+# The option key, inside a method's ``train.<method>`` block, holding its recommended loop settings.
+TRAINING_BLOCK = "training"
+
+
+def register_method(cls: type[MotionMethod]) -> type[MotionMethod]:
+    """Class decorator: make ``cls`` selectable as ``train.method: <cls.name>``."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+def _import_builtin_methods() -> None:
+    for module in BUILTIN_METHOD_MODULES:
+        importlib.import_module(module)
+
+
+def method_names() -> list[str]:
+    _import_builtin_methods()
+    return sorted(METHODS)
+
 
 def method_class(name: str) -> type[MotionMethod]:
+    _import_builtin_methods()
     if name not in METHODS:
         raise ValueError(f"train.method: '{name}' is not one of {sorted(METHODS)}")
     return METHODS[name]
 
 
 def build_method(name: str, options: Mapping[str, Any] | None) -> MotionMethod:
-    """Instantiate a method from its name and its option block (``train.<method>`` in conf)."""
+    """Instantiate a method from its name and its option block (``train.<method>`` in conf).
+
+    The block's ``training`` entry (recommended loop settings, see :func:`recommended_training`) is not a
+    constructor option and is skipped here.
+    """
     cls = method_class(name)
+    constructor_options = {k: v for k, v in dict(options or {}).items() if k != TRAINING_BLOCK}
     try:
-        return cls(**dict(options or {}))
+        return cls(**constructor_options)
     except TypeError as error:
         raise ValueError(f"train.{name}: {error}") from None
+
+
+def recommended_training(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The loop settings recommended for a method: its ``training_defaults`` updated by ``train.<name>.training``.
+
+    Keys are :class:`~motiontune.motion.training.TrainingConfig` fields (``steps``, ``learning_rate``,
+    ``weight_decay``, ``max_grad_norm``, ...). The training loop does not read them by itself: the caller
+    decides how they combine with the global ``train`` settings.
+    """
+    cls = method_class(name)
+    overrides = dict((options or {}).get(TRAINING_BLOCK) or {})
+    unknown = sorted(set(overrides) - set(TRAINING_KEYS))
+    if unknown:
+        raise ValueError(f"train.{name}.{TRAINING_BLOCK}: unknown keys {unknown}; known keys are {list(TRAINING_KEYS)}")
+    return {**cls.training_defaults, **overrides}

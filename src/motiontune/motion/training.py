@@ -1,5 +1,10 @@
 """The training loop shared by all methods: noise, timestep, forward, method loss, AdamW on the
-method's trainable tensors only, with a progress bar and atomic periodic checkpoints that resume."""
+method's trainable tensors only, with a progress bar and atomic periodic checkpoints that resume.
+
+Memory and speed switches (:mod:`motiontune.motion.memory`), each off by default: gradient checkpointing
+of the UNet's blocks, mixed precision (bf16 autocast; fp16 autocast with a GradScaler on CUDA) with float32
+master weights, and ``torch.compile`` of the UNet. They apply for the duration of training only: the UNet
+is exactly restored afterwards, so generation and artifacts are unaffected."""
 
 from __future__ import annotations
 
@@ -18,11 +23,26 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone
 from motiontune.motion.artifact import write_atomically
+from motiontune.motion.memory import (
+    MIXED_PRECISION,
+    autocast,
+    check_master_weights,
+    check_mixed_precision,
+    compiled,
+    frozen_parameters_with_grad,
+    give_up_compile,
+    grad_scaler,
+    gradient_checkpointing,
+    is_compile_error,
+)
 from motiontune.motion.methods import MotionMethod, TrainingBatch
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
+# Settings that change how a step is computed, not what it computes: a checkpoint made with other values
+# of these still resumes (e.g. turn gradient checkpointing on after running out of memory).
+EXECUTION_ONLY_SETTINGS = ("progress_bar", "gradient_checkpointing", "compile")
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -31,7 +51,13 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Optimiser and loop settings (AdamW defaults from seed 004 A.3)."""
+    """Optimiser and loop settings (AdamW defaults from seed 004 A.3), and the memory/speed switches.
+
+    ``gradient_checkpointing``: recompute each UNet block's activations in backward instead of keeping them
+    (less memory, ~30% more time). ``mixed_precision``: ``no`` | ``bf16`` | ``fp16`` autocast of the forward
+    pass; trainable tensors stay float32; fp16 needs CUDA (GradScaler). ``compile``: ``torch.compile`` the
+    UNet for training; a compile failure is logged and training goes on uncompiled.
+    """
 
     steps: int = 400
     learning_rate: float = 5e-2
@@ -42,8 +68,18 @@ class TrainingConfig:
     seed: int = 0
     checkpoint_every: int = 50
     progress_bar: bool = True
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "no"
+    compile: bool = False
 
     def __post_init__(self) -> None:
+        if self.mixed_precision in (False, None):  # YAML 1.1 reads a bare `no` as false
+            object.__setattr__(self, "mixed_precision", "no")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"train.mixed_precision: '{self.mixed_precision}' is not one of {list(MIXED_PRECISION)}")
+        for flag in ("gradient_checkpointing", "compile"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"train.{flag}: must be true or false, got {getattr(self, flag)!r}")
         if self.steps < 1:
             raise ValueError(f"train.steps: must be at least 1, got {self.steps}")
         if not self.learning_rate > 0:
@@ -68,6 +104,8 @@ class TrainingResult:
     seconds: float = 0.0
     steps: int = 0
     resumed_from_step: int = 0
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each step run here (not resumed ones)
+    compiled: bool = False  # whether the UNet still ran compiled at the end (train.compile)
 
     @property
     def final_loss(self) -> float:
@@ -97,11 +135,14 @@ def train_motion(
     ``latents``: (1, C, F, h, w) scaled VAE latents; ``prompt_embeds``: (1, L, D) training-prompt embeddings.
     With ``checkpoint_dir`` set, a checkpoint (tensors, optimiser and RNG state, step) is written there every
     ``checkpoint_every`` steps, and an existing one made with the same settings is resumed.
+    After every backward pass the loop checks that no frozen backbone weight received a gradient.
     """
     from diffusers import DDPMScheduler
 
+    check_mixed_precision(config.mixed_precision, backbone.device)
     scheduler = DDPMScheduler.from_config(backbone.scheduler_config)
     parameters = method.trainable_parameters()
+    check_master_weights(parameters, config.mixed_precision, f"train {method.name}")
     optimizer = torch.optim.AdamW(
         parameters,
         lr=config.learning_rate,
@@ -109,6 +150,7 @@ def train_motion(
         weight_decay=config.weight_decay,
         eps=config.adam_epsilon,
     )
+    scaler = grad_scaler(backbone.device, config.mixed_precision)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     result = TrainingResult()
     fingerprint = _run_fingerprint(method, config, latents, prompt_embeds)
@@ -119,48 +161,90 @@ def train_motion(
     latents = latents.to(backbone.device, backbone.dtype)
     prompt_embeds = prompt_embeds.to(backbone.device, backbone.dtype)
     num_timesteps = scheduler.config.num_train_timesteps
+    frozen = {"unet": backbone.unet, "vae": backbone.vae, "text_encoder": backbone.text_encoder}
     started = time.perf_counter()
     bar = tqdm(range(result.resumed_from_step, config.steps), desc=f"train {method.name}", disable=not config.progress_bar, initial=result.resumed_from_step, total=config.steps)
-    for step in bar:
-        noise = torch.randn(latents.shape, generator=generator).to(latents)
-        timesteps = method.sample_timesteps(num_timesteps, latents.shape[0], generator).to(backbone.device)
-        noisy = scheduler.add_noise(latents, noise, timesteps)
-        batch = TrainingBatch(
-            latents=latents,
-            noise=noise,
-            timesteps=timesteps,
-            noisy_latents=noisy,
-            target=training_target(scheduler, latents, noise, timesteps),
-            prompt_embeds=prompt_embeds,
-            scheduler=scheduler,
-            generator=generator,
-            step=step,
-        )
-        loss = method.training_loss(backbone, batch)
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"train {method.name}: loss became {loss.item()} at step {step}; lower train.learning_rate "
-                f"(now {config.learning_rate}) or use float32 (backbone.dtype)"
+    with gradient_checkpointing(backbone.unet, config.gradient_checkpointing), compiled(backbone.unet, config.compile) as compile_state:
+        for step in bar:
+            step_started = time.perf_counter()
+            noise = torch.randn(latents.shape, generator=generator).to(latents)
+            timesteps = method.sample_timesteps(num_timesteps, latents.shape[0], generator).to(backbone.device)
+            noisy = scheduler.add_noise(latents, noise, timesteps)
+            batch = TrainingBatch(
+                latents=latents,
+                noise=noise,
+                timesteps=timesteps,
+                noisy_latents=noisy,
+                target=training_target(scheduler, latents, noise, timesteps),
+                prompt_embeds=prompt_embeds,
+                scheduler=scheduler,
+                generator=generator,
+                step=step,
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-        if not all(p.grad is None or torch.isfinite(p.grad).all() for p in parameters):
-            raise TrainingDivergedError(f"train {method.name}: a gradient became NaN/inf at step {step}; lower train.learning_rate")
-        optimizer.step()
-        result.loss_history.append(float(loss.item()))
-        bar.set_postfix(loss=f"{result.loss_history[-1]:.4f}")
-        if checkpoint_path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            _save_checkpoint(checkpoint_path, fingerprint, step + 1, parameters, optimizer, generator, result)
+            try:
+                loss = _forward_backward(method, backbone, batch, config, optimizer, scaler)
+            except Exception as error:
+                if not (compile_state.active and is_compile_error(error)):
+                    raise
+                give_up_compile(backbone.unet, compile_state, error)
+                loss = _forward_backward(method, backbone, batch, config, optimizer, scaler)
+            leaked = frozen_parameters_with_grad(frozen, parameters)
+            if leaked:
+                raise RuntimeError(
+                    f"train {method.name}: frozen backbone weights received gradients at step {step} "
+                    f"({', '.join(leaked[:5])}{', ...' if len(leaked) > 5 else ''}); a method trains only its own tensors"
+                )
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            if scaler is None and not all(p.grad is None or torch.isfinite(p.grad).all() for p in parameters):
+                raise TrainingDivergedError(f"train {method.name}: a gradient became NaN/inf at step {step}; lower train.learning_rate")
+            if scaler is not None:
+                scaler.step(optimizer)  # skips the update when fp16 gradients overflowed
+                scaler.update()
+            else:
+                optimizer.step()
+            result.loss_history.append(float(loss.item()))
+            result.step_seconds.append(time.perf_counter() - step_started)
+            bar.set_postfix(loss=f"{result.loss_history[-1]:.4f}")
+            if checkpoint_path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+                _save_checkpoint(checkpoint_path, fingerprint, step + 1, parameters, optimizer, generator, result)
+        result.compiled = compile_state.active
     result.seconds = time.perf_counter() - started
     result.steps = config.steps
     return result
 
 
+def _forward_backward(
+    method: MotionMethod,
+    backbone: Backbone,
+    batch: TrainingBatch,
+    config: TrainingConfig,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+) -> torch.Tensor:
+    """The method's loss under autocast (if any), checked for finiteness, then backward (scaled for fp16)."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(backbone.device, config.mixed_precision):
+        loss = method.training_loss(backbone, batch)
+    if not torch.isfinite(loss):
+        raise TrainingDivergedError(
+            f"train {method.name}: loss became {loss.item()} at step {batch.step}; lower train.learning_rate "
+            f"(now {config.learning_rate}) or use float32 (backbone.dtype)"
+        )
+    if scaler is not None:
+        scaler.scale(loss).backward()
+    else:
+        loss.backward()
+    return loss
+
+
 def _run_fingerprint(method: MotionMethod, config: TrainingConfig, latents: torch.Tensor, prompt_embeds: torch.Tensor) -> str:
     """Identifies a run's settings and inputs, so a checkpoint of another run is never resumed."""
-    settings = {k: v for k, v in asdict(config).items() if k != "progress_bar"}
+    settings = {k: v for k, v in asdict(config).items() if k not in EXECUTION_ONLY_SETTINGS}
+    if settings.get("mixed_precision") == "no":
+        del settings["mixed_precision"]  # so checkpoints from before the setting existed still resume
     digest = hashlib.sha256(json.dumps([method.name, method.hyperparameters(), settings], default=str, sort_keys=True).encode())
     digest.update(latents.detach().float().cpu().numpy().tobytes())
     digest.update(prompt_embeds.detach().float().cpu().numpy().tobytes())

@@ -29,6 +29,7 @@ class GenerationConfig:
     value_scale: float | None = None
     noise_init: str | None = None
     blend_strength: float | None = None
+    lora_scale: float | None = None
     lowfreq_factor: int = 4
     progress_bar: bool = True
 
@@ -47,7 +48,7 @@ class GenerationConfig:
 def resolved_options(artifact: MotionArtifact, config: GenerationConfig) -> dict[str, Any]:
     """Inference options actually used: the config where set, else the artifact's defaults."""
     options = dict(artifact.manifest.get("inference_defaults", {}))
-    for key in ("debias", "value_scale", "noise_init", "blend_strength"):
+    for key in ("debias", "value_scale", "noise_init", "blend_strength", "lora_scale"):
         value = getattr(config, key)
         if value is not None:
             options[key] = value

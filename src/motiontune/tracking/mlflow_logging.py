@@ -50,11 +50,26 @@ def log_training(name: str, artifact: MotionArtifact, loss_history: Sequence[flo
         for start in range(0, len(metrics), 1000):
             client.log_batch(run_id, metrics=metrics[start : start + 1000])
         mlflow.set_tags({_metric_key("motion", name, "method"): artifact.method, "backbone": artifact.manifest["backbone"]["id_or_path"]})
+        mlflow.set_tags(_run_tags(name, artifact))
         with tempfile.TemporaryDirectory() as scratch:
             save_motion_artifact(Path(scratch) / name, artifact)
             mlflow.log_artifacts(str(Path(scratch) / name), artifact_path=f"motions/{name}")
     except Exception as error:  # noqa: BLE001 - tracking must never fail the run
         logger.warning("MLflow: training of '%s' not logged (%s)", name, error)
+
+
+def _run_tags(name: str, artifact: MotionArtifact) -> dict[str, str]:
+    """Run tags: method, backbone UNet config hash, git commit, and per motion its source video's sha256 and path."""
+    from motiontune.tracking.registry import git_commit
+
+    sha256 = str(artifact.manifest["source_video"]["sha256"])
+    return {
+        "method": artifact.method,
+        "backbone_unet_config_sha256": str(artifact.manifest["backbone"].get("unet_config_sha256")),
+        "git_commit": git_commit(),
+        _metric_key("motion", name, "source_video_sha256"): sha256,
+        _metric_key("motion", name, "source_video_path"): str(artifact.manifest["source_video"]["path"]),
+    }
 
 
 def log_videos(videos: Mapping[str, VideoClip], artifact_dir: str = "videos") -> None:
@@ -86,3 +101,21 @@ def log_evaluation(name: str, metrics: Mapping[str, Any]) -> None:
         mlflow.log_dict(dict(metrics), f"metrics/{name}/metrics.json")
     except Exception as error:  # noqa: BLE001
         logger.warning("MLflow: metrics of '%s' not logged (%s)", name, error)
+
+
+def log_benchmark(summary: Any, markdown: str) -> None:
+    """Per-method means as ``benchmark/<method>/<metric>`` and the summary table as an artifact."""
+    try:
+        if _active_run() is None:
+            return
+        import math
+
+        import mlflow
+
+        for record in summary.to_dict(orient="records"):
+            for column, value in record.items():
+                if column != "Method" and isinstance(value, (int, float)) and not math.isnan(value):
+                    mlflow.log_metric(_metric_key("benchmark", str(record["Method"]), column), float(value))
+        mlflow.log_text(markdown, "benchmark/summary.md")
+    except Exception as error:  # noqa: BLE001
+        logger.warning("MLflow: benchmark summary not logged (%s)", error)

@@ -14,7 +14,6 @@ from motiontune.io.manifest import load_manifest
 from motiontune.io.validation import VideoRules
 from motiontune.metrics.configured import metric_models
 from motiontune.metrics.trackers import build_tracker
-from motiontune.motion.training import TrainingConfig
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.references import prepare_references, target_prompts
 from motiontune.sampling.generation import GenerationConfig
@@ -57,7 +56,7 @@ def benchmark_methods(
     options = dict(evaluate.get("tracker_options") or {})
     results, videos = run_benchmark(
         model, references, methods,
-        training=TrainingConfig.from_params({**train, **benchmark.get("train", {})}),
+        train_params={**train, **benchmark.get("train", {})},
         generation=GenerationConfig.from_params({**generate, **benchmark.get("generate", {})}),
         seeds=[int(seed) for seed in benchmark["seeds"]],
         tracker=build_tracker(evaluate["tracker"], **options), tracker_description=f"{evaluate['tracker']} {options}",

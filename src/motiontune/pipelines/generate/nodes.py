@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,9 @@ from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.references import target_prompts
 from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
 from motiontune.tracking.mlflow_logging import log_videos
+from motiontune.tracking.registry import generate_with_registered_motion, registry_generate_problems, registry_prompts
+
+logger = logging.getLogger(__name__)
 
 
 def generate_videos(
@@ -25,17 +29,36 @@ def generate_videos(
     video: dict[str, Any],
     generate: dict[str, Any],
 ) -> dict[str, VideoClip]:
+    if generate.get("motion"):
+        logger.info("generate.motion is set (%s): generating from the registry instead of data/06_models/motions", generate["motion"])
+        return {}
     model = backbone_from_params(backbone)
-    config = GenerationConfig(**generate)
+    config = GenerationConfig.from_params(generate)
     outputs: dict[str, VideoClip] = {}
     for row in clip_metadata.to_dict(orient="records"):
         name = row["name"]
         if name not in motion_artifacts:
-            raise ValueError(f"generate: no motion artifact for '{name}' in data/06_models; run the train pipeline")
+            raise ValueError(f"generate: no motion artifact for '{name}' in data/06_models/motions; run the train pipeline")
         artifact = motion_artifacts[name]()
         inverted = encoded_references[name]()[INVERTED_LATENTS] if name in encoded_references else None
         prompts = target_prompts(row)
         for index, (prompt, frames) in enumerate(zip(prompts, generate_with_motion(model, artifact, prompts, config, inverted))):
             outputs[video_id(name, index, prompt)] = VideoClip(frames=frames, fps=float(video["fps"]))
     log_videos(outputs)
+    return outputs
+
+
+def generate_from_registry(backbone: dict[str, Any], video: dict[str, Any], generate: dict[str, Any]) -> dict[str, VideoClip]:
+    """Videos of ``generate.prompts`` with the registered motion ``generate.motion`` (an MLflow model URI such
+    as ``models:/motion-<name>@champion``) on the configured backbone, as ``<name>/v<version>/<NN>_<prompt>``;
+    nothing when ``generate.motion`` is null."""
+    if not generate.get("motion"):
+        return {}
+    problems = registry_generate_problems(generate)
+    if problems:
+        raise ValueError("invalid parameters:\n  " + "\n  ".join(problems))
+    prompts = registry_prompts(generate)
+    label, videos = generate_with_registered_motion(str(generate["motion"]), prompts, backbone, generate)
+    outputs = {video_id(label, index, prompt): VideoClip(frames=frames, fps=float(video["fps"])) for index, (prompt, frames) in enumerate(zip(prompts, videos))}
+    log_videos(outputs, artifact_dir="videos/registry")
     return outputs

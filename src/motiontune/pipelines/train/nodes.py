@@ -10,10 +10,11 @@ import pandas as pd
 import torch
 
 from motiontune.motion.artifact import MotionArtifact
-from motiontune.motion.customize import learn_motion
-from motiontune.motion.training import TrainingConfig
+from motiontune.motion.customize import learn_motion, training_config_for
 from motiontune.pipelines.backbones import backbone_from_params
+from motiontune.features import INVERTED_LATENTS
 from motiontune.tracking.mlflow_logging import log_training
+from motiontune.tracking.registry import register_trained_motion
 
 def train_motions(
     encoded_references: dict[str, Callable[[], dict[str, torch.Tensor]]],
@@ -22,7 +23,7 @@ def train_motions(
     train: dict[str, Any],
 ) -> tuple[dict[str, MotionArtifact], dict[str, Any]]:
     model = backbone_from_params(backbone)
-    config = TrainingConfig.from_params(train)
+    config = training_config_for(train)
     method = train["method"]
     artifacts: dict[str, MotionArtifact] = {}
     summary: dict[str, Any] = {}
@@ -31,8 +32,11 @@ def train_motions(
         if name not in encoded_references:
             raise ValueError(f"train: no encoded features for '{name}' in data/04_feature; rerun encode")
         checkpoint_dir = Path(train["checkpoint_root"]) / name / "checkpoints"
-        artifact, result = learn_motion(model, method, train.get(method), config, encoded_references[name](), row, checkpoint_dir)
+        features = encoded_references[name]()
+        artifact, result = learn_motion(model, method, train.get(method), config, features, row, checkpoint_dir)
         artifacts[name] = artifact
         summary[name] = {"method": method, "final_loss": result.final_loss, "seconds": result.seconds, "loss_history": result.loss_history}
         log_training(name, artifact, result.loss_history, result.seconds)
+        # A new version of the registered model motion-<name> (pyfunc from code), with the reference inversion.
+        register_trained_motion(name, artifact, features.get(INVERTED_LATENTS))
     return artifacts, summary

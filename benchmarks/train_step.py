@@ -1,0 +1,618 @@
+"""Benchmark one training step and one denoising step per backbone size and motion method.
+
+For each architecture config (random weights, nothing downloaded) and each registered method it measures, in
+one process and side by side:
+
+- seconds per training step (median of ``--steps`` after ``--warmup``) and peak memory of the training run,
+  for the baseline and each memory/speed switch of ``TrainingConfig`` (gradient checkpointing, mixed
+  precision, torch.compile), with ratios against the baseline;
+- seconds per denoising step (classifier-free guidance, batch 2) of the plain backbone and of the backbone
+  with the trained motion applied, interleaved on the same inputs;
+- the temporal attention processor alone: diffusers' ``AttnProcessor2_0`` vs ``MotionEmbeddingAttnProcessor``
+  (and the pre-optimisation version, which copied the value embedding once per video of the batch).
+
+Writes ``<out>/<device>.json`` and ``<out>/<device>.md``.
+
+    python benchmarks/train_step.py                        # CPU: tiny + mid (a few minutes on 2 cores)
+    python benchmarks/train_step.py --configs tiny --steps 2 --out /tmp/bench
+    python benchmarks/train_step.py --device cuda --configs tiny,mid,zeroscope
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gc
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT / "src") not in sys.path:  # run from a fresh clone without installing
+    sys.path.insert(0, str(REPO_ROOT / "src"))
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from motiontune.backbone.loading import Backbone, load_backbone  # noqa: E402
+from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone  # noqa: E402
+from motiontune.motion.memory import peak_memory  # noqa: E402
+from motiontune.motion.training import TrainingConfig, train_motion  # noqa: E402
+
+logger = logging.getLogger("benchmark")
+
+# ZeroScope's UNet (cerspense/zeroscope_v2_576w unet/config.json = UNet3DConditionModel's defaults).
+ZEROSCOPE_UNET = {
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"],
+    "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "cross_attention_dim": 1024,
+    "attention_head_dim": 64,
+    "sample_size": 32,
+}
+# A mid-size UNet3D with ZeroScope's block layout, 32x32 latents, 8 frames: ~1.5 s per training step on 2 CPU cores.
+MID_UNET = {
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"],
+    "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"],
+    "block_out_channels": [32, 64, 128, 128],
+    "layers_per_block": 1,
+    "norm_num_groups": 32,
+    "cross_attention_dim": 128,
+    "attention_head_dim": 8,
+    "sample_size": 32,
+}
+CONFIGS = {
+    # video size in pixels; latent size = video / vae_scale
+    "tiny": {"source": "conf/base/parameters_backbone.yml: tiny_backbone", "num_frames": 8, "height": 64, "width": 64, "gen_steps": 16},
+    "mid": {"unet": MID_UNET, "vae_scale": 4, "num_frames": 8, "height": 128, "width": 128, "gen_steps": 8},
+    "zeroscope": {"unet": ZEROSCOPE_UNET, "vae_scale": 8, "num_frames": 24, "height": 320, "width": 576, "gen_steps": 10, "cuda_only": True},
+}
+PROMPT_LENGTH = 77
+GUIDANCE_SCALE = 10.0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# backbones
+
+
+def _scheduler_config() -> dict[str, Any]:
+    spec = yaml.safe_load((REPO_ROOT / "conf/base/parameters_backbone.yml").read_text(encoding="utf-8"))["tiny_backbone"]
+    from diffusers import DDIMScheduler
+
+    return dict(DDIMScheduler(**spec["scheduler"]).config)
+
+
+def build_backbone(name: str, device: torch.device, dtype: torch.dtype, workdir: Path) -> Backbone:
+    """The config's backbone with seeded random weights, frozen and in eval mode like ``load_backbone``'s."""
+    config = CONFIGS[name]
+    if name == "tiny":
+        values = yaml.safe_load((REPO_ROOT / "conf/base/parameters_backbone.yml").read_text(encoding="utf-8"))["tiny_backbone"]
+        folder = build_tiny_backbone(workdir / "tiny-t2v", TinyBackboneSpec.from_dict(values))
+        return load_backbone(folder, device=str(device), dtype=str(dtype).removeprefix("torch."))
+    from diffusers import UNet3DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(**config["unet"])
+    unet.requires_grad_(False).eval().to(device=device, dtype=dtype)
+    # Training and denoising use cached latents and prompt embeddings: only the VAE's downsampling factor matters.
+    vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=[0] * (config["vae_scale"].bit_length())))
+    return Backbone(
+        unet=unet, vae=vae, text_encoder=None, tokenizer=None, scheduler_config=_scheduler_config(),
+        id_or_path=f"benchmark:{name}", revision=None, device=device, dtype=dtype,
+    )
+
+
+def _inputs(backbone: Backbone, config: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = backbone.vae_scale_factor
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, backbone.latent_channels, config["num_frames"], config["height"] // scale, config["width"] // scale, generator=generator)
+    prompt_embeds = torch.randn(1, PROMPT_LENGTH, int(backbone.unet.config.cross_attention_dim), generator=generator)
+    return latents, prompt_embeds
+
+
+# ------------------------------------------------------------------------------------------------------------
+# measurements
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _collect(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+PRIMARY_METHOD = "motion_embeddings"
+
+
+def variants(device: torch.device, compile_mode: str, method_name: str, all_variants: bool) -> dict[str, dict[str, Any]]:
+    """The TrainingConfig switches measured against the baseline for one method on this device.
+
+    On CPU (default) only the primary method gets the mixed-precision and compile variants: CPU bf16 is slow
+    without AVX512-BF16/AMX, and the whole run has to stay within minutes. ``--all-variants`` measures all.
+    """
+    out: dict[str, dict[str, Any]] = {"baseline": {}, "gradient_checkpointing": {"gradient_checkpointing": True}}
+    if device.type == "cpu" and not all_variants and method_name != PRIMARY_METHOD:
+        return out
+    out["bf16"] = {"mixed_precision": "bf16"}
+    if device.type == "cuda":
+        out["fp16"] = {"mixed_precision": "fp16"}
+        out["checkpointing+bf16"] = {"gradient_checkpointing": True, "mixed_precision": "bf16"}
+    if compile_mode == "on" or (compile_mode == "auto" and device.type == "cuda"):
+        out["compile"] = {"compile": True}
+    return out
+
+
+def _build_method(name: str, backbone: Backbone, config: dict[str, Any]) -> Any:
+    from motiontune.motion.methods import build_method
+
+    method = build_method(name, {})
+    method.prepare(backbone, config["num_frames"], config["height"], config["width"])
+    return method
+
+
+def _training_settings(name: str) -> dict[str, Any]:
+    try:
+        from motiontune.motion.methods import recommended_training
+
+        recommended = recommended_training(name)
+    except (ImportError, ValueError):
+        recommended = {}
+    return {k: recommended[k] for k in ("learning_rate", "weight_decay", "max_grad_norm") if k in recommended and recommended[k] is not None}
+
+
+def measure_training(method_name: str, backbone: Backbone, config: dict[str, Any], switches: dict[str, Any], steps: int, warmup: int) -> tuple[dict[str, Any], Any]:
+    latents, prompt_embeds = _inputs(backbone, config)
+    method = _build_method(method_name, backbone, config)
+    settings = {**_training_settings(method_name), **switches}
+    training = TrainingConfig(steps=warmup + steps, checkpoint_every=0, progress_bar=False, **settings)
+    _collect(backbone.device)
+    with peak_memory(backbone.device) as memory:
+        result = train_motion(method, backbone, latents, prompt_embeds, training)
+    timed = result.step_seconds[warmup:] or result.step_seconds
+    row = {
+        "seconds_per_step": statistics.median(timed),
+        "step_seconds": [round(s, 4) for s in result.step_seconds],
+        "peak_memory_bytes": memory.peak_delta_bytes,
+        "memory_baseline_bytes": memory.baseline_bytes,
+        "memory_measure": memory.kind,
+        "final_loss": result.final_loss,
+        "loss_history": result.loss_history,
+    }
+    if switches.get("compile"):
+        row["compiled"] = result.compiled
+    return row, method
+
+
+def measure_generation(method: Any, backbone: Backbone, config: dict[str, Any], repeats: int, warmup: int) -> dict[str, Any]:
+    """Seconds per guided denoising step, plain backbone vs motion applied, interleaved (same inputs)."""
+    from motiontune.sampling.ddim import guided_noise_prediction
+
+    latents, prompt_embeds = _inputs(backbone, config)
+    sample = latents.to(backbone.device, backbone.dtype)
+    prompt = prompt_embeds.to(backbone.device, backbone.dtype)
+    negative = torch.zeros_like(prompt)
+    predict = guided_noise_prediction(backbone.unet, prompt, negative, GUIDANCE_SCALE)
+    timestep = torch.tensor(500, device=backbone.device)
+    tensors = method.artifact_tensors()
+    options = dict(type(method).inference_defaults)
+    plain: list[float] = []
+    applied: list[float] = []
+
+    def timed(run: Callable[[], Any]) -> float:
+        _synchronize(backbone.device)
+        started = time.perf_counter()
+        run()
+        _synchronize(backbone.device)
+        return time.perf_counter() - started
+
+    # Rounds of `chunk` steps on each side; the side that goes first alternates, so load drift hits both alike.
+    # The motion is applied once per round (applying a LoRA artifact is not free, and is not a step's cost).
+    rounds = max(1, min(repeats, 4))
+    chunk = -(-(warmup + repeats) // rounds)
+    with torch.no_grad():
+        for round_index in range(rounds):
+            for side in (("plain", "applied") if round_index % 2 == 0 else ("applied", "plain")):
+                context = type(method).applied(backbone, tensors, options) if side == "applied" else contextlib.nullcontext()
+                with context:
+                    seconds = [timed(lambda: predict(sample, timestep)) for _ in range(chunk)]
+                skip = warmup if round_index == 0 else 0  # warm-up: the first steps of the first round
+                (plain if side == "plain" else applied).extend(seconds[skip:])
+    return {
+        "plain_seconds_per_step": statistics.median(plain),
+        "applied_seconds_per_step": statistics.median(applied),
+        "ratio": statistics.median(applied) / statistics.median(plain),
+        "ratio_of_minimums": min(applied) / min(plain),
+        "repeats": len(plain),
+        "batch": 2,
+    }
+
+
+def measure_processor(backbone: Backbone, config: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """Per-call time of the temporal attention at the highest resolution, CFG batch 2."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from motiontune.backbone.structure import temporal_blocks
+    from motiontune.motion.attention import MotionEmbeddingAttnProcessor
+
+    block = max((b for b in temporal_blocks(backbone.unet) if b.section in ("down", "up")), key=lambda b: (-b.latent_stride, b.channels))
+    attention = dict(backbone.unet.named_modules())[f"{block.path}.attn1"]
+    height, width = block.feature_size(config["height"] // backbone.vae_scale_factor, config["width"] // backbone.vae_scale_factor)
+    frames, channels = config["num_frames"], block.channels
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2 * height * width, frames, channels, generator=generator).to(backbone.device, backbone.dtype)
+    query_key = (0.1 * torch.randn(1, frames, channels, generator=generator)).to(backbone.device, backbone.dtype)
+    value = (0.1 * torch.randn(height * width, frames, channels, generator=generator)).to(backbone.device, backbone.dtype)
+    ours = MotionEmbeddingAttnProcessor(query_key, value, 1.0, block.path)
+    processors = {"AttnProcessor2_0": AttnProcessor2_0(), "MotionEmbeddingAttnProcessor": ours, "MotionEmbeddingAttnProcessor (before)": _LegacyProcessor(query_key, value, 1.0, block.path)}
+    times: dict[str, list[float]] = {name: [] for name in processors}
+    with torch.no_grad():
+        for index in range(repeats + 3):
+            for name, processor in processors.items():
+                _synchronize(backbone.device)
+                started = time.perf_counter()
+                processor(attention, hidden)
+                _synchronize(backbone.device)
+                if index >= 3:
+                    times[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["AttnProcessor2_0"]
+    return {
+        "layer": f"{block.path}.attn1",
+        "rows_frames_channels": [2 * height * width, frames, channels],
+        "seconds_per_call": medians,
+        "ratio_vs_AttnProcessor2_0": {name: value / base for name, value in medians.items()},
+        "repeats": repeats,
+    }
+
+
+class _LegacyProcessor:
+    """``MotionEmbeddingAttnProcessor.__call__`` before the optimisation (verbatim), for the comparison only:
+    the embeddings were copied once per video of the batch (``repeat``) and gamma multiplied the copy."""
+
+    def __init__(self, query_key: torch.Tensor | None, value: torch.Tensor | None, value_scale: float, name: str) -> None:
+        self.query_key, self.value, self.value_scale, self.name = query_key, value, value_scale, name
+
+    def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: Any = None, attention_mask: Any = None, temb: Any = None, **kwargs: Any) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        from motiontune.motion.attention import broadcast_over_batch
+
+        residual = hidden_states
+        rows, frames, _ = hidden_states.shape
+        query_key_states = hidden_states
+        if self.query_key is not None:
+            query_key_states = hidden_states + broadcast_over_batch(self.query_key, rows, self.name).to(hidden_states.dtype)
+        value_states = hidden_states
+        if self.value is not None and self.value_scale != 0.0:
+            value_embedding = broadcast_over_batch(self.value, rows, self.name).to(hidden_states.dtype)
+            value_states = hidden_states + self.value_scale * value_embedding
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, frames, rows)
+            attention_mask = attention_mask.view(rows, attn.heads, -1, attention_mask.shape[-1])
+        if attn.group_norm is not None:
+            query_key_states = attn.group_norm(query_key_states.transpose(1, 2)).transpose(1, 2)
+            value_states = attn.group_norm(value_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(query_key_states)
+        key = attn.to_k(query_key_states)
+        value = attn.to_v(value_states)
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0)
+        hidden_states = hidden_states.transpose(1, 2).reshape(rows, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the run
+
+
+def _method_names(selected: Sequence[str] | None) -> list[str]:
+    from motiontune.motion import methods
+
+    try:
+        names = methods.method_names()
+    except Exception as error:  # noqa: BLE001 - a half-written method module must not stop the benchmark
+        logger.warning("could not import every method module (%s); using the registered ones", error)
+        names = sorted(methods.METHODS)
+    return [n for n in names if not selected or n in selected]
+
+
+def run_config(name: str, device: torch.device, dtype: torch.dtype, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    config = CONFIGS[name]
+    entry: dict[str, Any] = {"video": {k: config[k] for k in ("num_frames", "height", "width")}}
+    if config.get("cuda_only") and device.type != "cuda":
+        entry["skipped"] = f"{name} runs only with --device cuda (a training step at 576x320x24 is far too slow on CPU)"
+        return entry
+    started = time.perf_counter()
+    backbone = build_backbone(name, device, dtype, workdir)
+    unet = backbone.unet
+    entry["unet"] = {
+        "parameters": sum(p.numel() for p in unet.parameters()),
+        "block_out_channels": list(unet.config.block_out_channels),
+        "layers_per_block": unet.config.layers_per_block,
+        "cross_attention_dim": unet.config.cross_attention_dim,
+        "attention_head_dim": unet.config.attention_head_dim,
+        "latent": [config["num_frames"], config["height"] // backbone.vae_scale_factor, config["width"] // backbone.vae_scale_factor],
+        "dtype": str(dtype).removeprefix("torch."),
+        "attention_processors": sorted({type(p).__name__ for p in unet.attn_processors.values()}),
+    }
+    entry["processor"] = measure_processor(backbone, config, repeats=max(10, args.gen_steps or config["gen_steps"]))
+    # One unmeasured step first: one-time allocations of the process (thread pools, kernels) are not charged to a variant.
+    try:
+        measure_training("motion_embeddings", backbone, config, {}, steps=1, warmup=0)
+    except Exception:  # noqa: BLE001
+        logger.warning("warm-up step failed:\n%s", traceback.format_exc())
+    entry["methods"] = {}
+    for method_name in _method_names(args.methods):
+        logger.info("[%s] %s", name, method_name)
+        record: dict[str, Any] = {"train": {}, "ratios": {}}
+        trained = None
+        for variant, switches in variants(device, args.compile, method_name, args.all_variants).items():
+            try:
+                row, method = measure_training(method_name, backbone, config, switches, args.steps, args.warmup)
+                record["train"][variant] = row
+                if variant == "baseline":
+                    trained = method
+                logger.info("[%s] %s %s: %.3f s/step, peak %.1f MiB", name, method_name, variant, row["seconds_per_step"], row["peak_memory_bytes"] / 2**20)
+            except Exception as error:  # noqa: BLE001 - a method or a switch that fails is reported, not fatal
+                record["train"][variant] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:400]}
+                logger.warning("[%s] %s %s failed:\n%s", name, method_name, variant, traceback.format_exc())
+        base = record["train"].get("baseline", {})
+        for variant, row in record["train"].items():
+            if variant != "baseline" and "seconds_per_step" in row and "seconds_per_step" in base:
+                record["ratios"][variant] = {
+                    "time": row["seconds_per_step"] / base["seconds_per_step"],
+                    "peak_memory": row["peak_memory_bytes"] / base["peak_memory_bytes"] if base["peak_memory_bytes"] else None,
+                    # same seed and inputs: a switch that does not change the computation gives the same losses
+                    "loss_max_abs_diff": max(abs(a - b) for a, b in zip(row["loss_history"], base["loss_history"])),
+                }
+        if trained is not None:
+            try:
+                record["generation"] = measure_generation(trained, backbone, config, args.gen_steps or config["gen_steps"], warmup=2)
+            except Exception as error:  # noqa: BLE001
+                record["generation"] = {"error": f"{type(error).__name__}: {error}"[:400]}
+                logger.warning("[%s] %s generation failed:\n%s", name, method_name, traceback.format_exc())
+        else:
+            record["generation"] = {"error": "no trained baseline to apply"}
+        entry["methods"][method_name] = record
+        del trained
+        _collect(device)
+    entry["seconds"] = round(time.perf_counter() - started, 1)
+    del backbone, unet
+    _collect(device)
+    return entry
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical cores visible, torch threads {torch.get_num_threads()})"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+NOTES = [
+    "Attention: every spatial and temporal attention runs diffusers' AttnProcessor2_0 (torch.nn.functional."
+    "scaled_dot_product_attention); MotionEmbeddingAttnProcessor calls the same SDPA kernel. Nothing else is needed.",
+    "Cached inputs: the encode pipeline stores VAE latents, training-prompt embeddings and the DDIM inversion "
+    "(data/04_feature), so the training loop never runs the VAE or the text encoder; this benchmark feeds random "
+    "latents and prompt embeddings of the cached shapes.",
+    "Optimiser: AdamW over the method's trainable tensors only; the backbone is frozen (requires_grad=False) and "
+    "the loop checks after every backward that no frozen weight holds a gradient.",
+    "Training switches (conf/base/parameters_train.yml): train.gradient_checkpointing, train.mixed_precision "
+    "(no | bf16 | fp16; fp16 only on CUDA), train.compile. Off by default.",
+]
+
+
+def memory_note(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "peak memory = torch.cuda.max_memory_allocated during the training run minus memory_allocated before it (model weights excluded)"
+    return (
+        "peak memory = peak resident set size during the training run (Linux VmHWM, reset through /proc/self/clear_refs "
+        "after malloc_trim) minus the RSS before it; includes allocator slack, excludes the model weights"
+    )
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The project's targets for the primary method: generation with the motion applied within 3% of the plain
+    backbone (tiny, mid), and gradient checkpointing cutting the mid config's training peak memory by >= 35%."""
+    out = []
+    for name, entry in report["configs"].items():
+        record = entry.get("methods", {}).get(PRIMARY_METHOD)
+        if not record:
+            continue
+        generation = record.get("generation", {})
+        if "ratio" in generation:
+            out.append({"config": name, "target": "denoising step with motion applied <= 1.03 x plain", "measured": round(generation["ratio"], 4), "met": generation["ratio"] <= 1.03})
+        ratio = record.get("ratios", {}).get("gradient_checkpointing", {})
+        if name == "mid" and ratio.get("peak_memory") is not None:
+            cut = 1 - ratio["peak_memory"]
+            out.append({"config": name, "target": "gradient checkpointing cuts training peak memory by >= 35%", "measured": round(cut, 4), "met": cut >= 0.35})
+    return out
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        f"# Training and denoising step benchmark ({meta['device']})",
+        "",
+        f"- device: {meta['device_name']}",
+        f"- torch {meta['torch']}, diffusers {meta['diffusers']}, python {meta['python']}; {meta['date']}",
+        f"- load average (1 min) at start / end: {meta['load_average_start']} / {meta.get('load_average_end')}",
+        f"- command: `{meta['command']}`",
+        f"- timed training steps per variant: {meta['steps']} after {meta['warmup']} warm-up; {meta['memory_measure']}",
+        "",
+    ]
+    for name, entry in report["configs"].items():
+        lines.append(f"## {name}")
+        lines.append("")
+        if "skipped" in entry:
+            lines += [f"Skipped: {entry['skipped']}", ""]
+            continue
+        unet = entry["unet"]
+        lines += [
+            f"UNet3D {unet['parameters'] / 1e6:.1f} M parameters, channels {unet['block_out_channels']}, "
+            f"{unet['layers_per_block']} layer(s) per block, latent (frames, h, w) {unet['latent']}, {unet['dtype']}; "
+            f"video {entry['video']['num_frames']}x{entry['video']['height']}x{entry['video']['width']}; "
+            f"attention processors {unet['attention_processors']}; {entry.get('seconds', '?')} s for this config.",
+            "",
+            "| method | variant | s / training step | x baseline | peak memory (MiB) | x baseline | final loss | max loss diff vs baseline |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for method_name, record in entry["methods"].items():
+            for variant, row in record["train"].items():
+                if "error" in row:
+                    lines.append(f"| {method_name} | {variant} | failed: {row['error'][:120]} | | | | | |")
+                    continue
+                ratio = record["ratios"].get(variant)
+                time_ratio = f"{ratio['time']:.2f}" if ratio else "1.00"
+                memory_ratio = ("n/a" if ratio["peak_memory"] is None else f"{ratio['peak_memory']:.2f}") if ratio else "1.00"
+                loss_diff = f"{ratio['loss_max_abs_diff']:.1e}" if ratio else ""
+                note = "" if row.get("compiled", True) else " (compile failed: ran uncompiled)"
+                lines.append(
+                    f"| {method_name} | {variant}{note} | {row['seconds_per_step']:.3f} | {time_ratio} | "
+                    f"{row['peak_memory_bytes'] / 2**20:.1f} | {memory_ratio} | {row['final_loss']:.4f} | {loss_diff} |"
+                )
+        lines += ["", "Denoising step (classifier-free guidance, batch 2), plain backbone vs motion applied, interleaved:", ""]
+        lines += ["| method | plain s / step | applied s / step | applied / plain (medians) | ratio of minimums |", "|---|---:|---:|---:|---:|"]
+        for method_name, record in entry["methods"].items():
+            generation = record.get("generation", {})
+            if "error" in generation:
+                lines.append(f"| {method_name} | failed: {generation['error'][:120]} | | | |")
+                continue
+            lines.append(
+                f"| {method_name} | {generation['plain_seconds_per_step']:.4f} | {generation['applied_seconds_per_step']:.4f} | "
+                f"{generation['ratio']:.3f} | {generation['ratio_of_minimums']:.3f} |"
+            )
+        processor = entry["processor"]
+        lines += ["", f"Temporal attention processor alone ({processor['layer']}, rows x frames x channels {processor['rows_frames_channels']}):", ""]
+        lines += ["| processor | ms / call | x AttnProcessor2_0 |", "|---|---:|---:|"]
+        for pname, seconds in processor["seconds_per_call"].items():
+            lines.append(f"| {pname} | {seconds * 1e3:.3f} | {processor['ratio_vs_AttnProcessor2_0'][pname]:.3f} |")
+        lines.append("")
+    if report.get("targets"):
+        lines += [f"## Targets ({PRIMARY_METHOD})", "", "| config | target | measured | met |", "|---|---|---:|---|"]
+        for target in report["targets"]:
+            lines.append(f"| {target['config']} | {target['target']} | {target['measured']} | {'yes' if target['met'] else 'no'} |")
+        lines.append("")
+    lines += ["## Notes", ""] + [f"- {note}" for note in report["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="tiny,mid", help="comma-separated: tiny, mid, zeroscope (zeroscope needs --device cuda)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per variant (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed training steps before them")
+    parser.add_argument("--gen-steps", type=int, default=None, help="timed denoising steps per side (default: per config)")
+    parser.add_argument("--methods", default=None, help="comma-separated subset of the registered methods (default: all)")
+    parser.add_argument("--all-variants", action="store_true", help="on CPU, measure bf16 (and compile) for every method, not only motion_embeddings")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="measure train.compile (auto: on CUDA only)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice); 1 is steadier on a busy machine")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="backbone weights")
+    parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
+    parser.add_argument("--name", default=None, help="file name stem of the results (default: the device, e.g. cpu)")
+    args = parser.parse_args(argv)
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = sorted(set(args.configs) - set(CONFIGS))
+    if unknown:
+        parser.error(f"--configs: unknown {unknown}; choose from {sorted(CONFIGS)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    if args.steps < 1:
+        parser.error("--steps: at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads: at least 1")
+    args.methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("diffusers", "transformers", "motiontune.backbone"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+    import diffusers
+
+    report: dict[str, Any] = {
+        "meta": {
+            "device": args.device,
+            "device_name": device_name(device),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "python": platform.python_version(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["python benchmarks/train_step.py", *(argv if argv is not None else sys.argv[1:])]),
+            "configs": args.configs,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "torch_threads": torch.get_num_threads(),
+            "load_average_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+            "memory_measure": memory_note(device),
+        },
+        "notes": list(NOTES),
+        "configs": {},
+    }
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="motiontune-bench-") as workdir:
+        for name in args.configs:
+            logger.info("config %s", name)
+            report["configs"][name] = run_config(name, device, dtype, args, Path(workdir))
+    report["meta"]["seconds"] = round(time.perf_counter() - started, 1)
+    report["targets"] = targets(report)
+    report["meta"]["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = args.name or args.device
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+    logger.info("wrote %s and %s (%.0f s)", out / f"{stem}.json", out / f"{stem}.md", report["meta"]["seconds"])
+    return report
+
+
+if __name__ == "__main__":
+    main()

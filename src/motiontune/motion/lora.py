@@ -1,0 +1,338 @@
+"""peft LoRA adapters on a UNet3D that sit in the UNet only while they are used.
+
+``UNet3DConditionModel`` has no ``add_adapter`` in diffusers 0.42 (it lacks ``PeftAdapterMixin``), so the
+layers come from ``peft.inject_adapter_in_model``. :class:`LoraAdapter` injects them once, then takes them out
+again and keeps them: :meth:`LoraAdapter.attached` puts the peft ``lora.Linear`` layers (each wrapping the
+UNet's own ``nn.Linear``, nothing copied) into their parent modules for a forward pass and puts the original
+``nn.Linear`` objects back afterwards. So between passes, after training and after generation the UNet is
+exactly the loaded one, and "adapters disabled" means "not attached": the same UNet, its own weights.
+
+Tensors use peft's state-dict format (``get_peft_model_state_dict``): ``<module path>.lora_A.weight`` (r, in)
+and ``<module path>.lora_B.weight`` (out, r).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+LORA_A = "lora_A.weight"
+LORA_B = "lora_B.weight"
+# Sub-layers of a BasicTransformerBlock that LoRA can target, as regexes over their Linear layers.
+SUBLAYER_LINEARS = {
+    "attn1": r"attn1\.(?:to_q|to_k|to_v|to_out\.0)",
+    "attn2": r"attn2\.(?:to_q|to_k|to_v|to_out\.0)",
+    "ff": r"ff\.net\.(?:0\.proj|2)",
+}
+_UNET_BLOCK = r"(?:down_blocks\.\d+|mid_block|up_blocks\.\d+)"
+SPATIAL_TRANSFORMER_BLOCK = rf"{_UNET_BLOCK}\.attentions\.\d+\.transformer_blocks\.\d+"
+TEMPORAL_TRANSFORMER_BLOCK = rf"{_UNET_BLOCK}\.temp_attentions\.\d+\.transformer_blocks\.\d+"
+INPUT_TEMPORAL_TRANSFORMER_BLOCK = r"transformer_in\.transformer_blocks\.\d+"
+
+
+class LoraError(ValueError):
+    """LoRA tensors or targets that do not fit the UNet."""
+
+
+@dataclass(frozen=True)
+class LoraTargets:
+    """Which Linear layers of the UNet's transformer blocks get LoRA.
+
+    ``spatial``: sub-layers (``attn1``, ``attn2``, ``ff``) of the spatial transformers (``Transformer2DModel``);
+    ``temporal``: sub-layers of the temporal transformers (``TransformerTemporalModel``), ``transformer_in``
+    included when ``include_transformer_in``. An attention sub-layer means its to_q, to_k, to_v and to_out.0;
+    ``ff`` means the feed-forward's two Linear layers.
+    """
+
+    spatial: tuple[str, ...] = ()
+    temporal: tuple[str, ...] = ()
+    include_transformer_in: bool = True
+
+    def __post_init__(self) -> None:
+        for side in ("spatial", "temporal"):
+            unknown = sorted(set(getattr(self, side)) - set(SUBLAYER_LINEARS))
+            if unknown:
+                raise LoraError(f"{side}_targets: {unknown} are not among {list(SUBLAYER_LINEARS)}")
+        if not self.spatial and not self.temporal:
+            raise LoraError("LoRA targets: both spatial_targets and temporal_targets are empty")
+
+    def pattern(self) -> str:
+        """A regex that peft matches (``re.fullmatch``) against module names."""
+        alternatives = []
+        if self.spatial:
+            alternatives.append(f"{SPATIAL_TRANSFORMER_BLOCK}\\.(?:{'|'.join(SUBLAYER_LINEARS[s] for s in self.spatial)})")
+        if self.temporal:
+            blocks = TEMPORAL_TRANSFORMER_BLOCK
+            if self.include_transformer_in:
+                blocks = f"(?:{TEMPORAL_TRANSFORMER_BLOCK}|{INPUT_TEMPORAL_TRANSFORMER_BLOCK})"
+            alternatives.append(f"{blocks}\\.(?:{'|'.join(SUBLAYER_LINEARS[s] for s in self.temporal)})")
+        return "|".join(f"(?:{a})" for a in alternatives)
+
+    def module_names(self, unet: nn.Module) -> list[str]:
+        """Names of the UNet's ``nn.Linear`` layers these targets select, in module order."""
+        pattern = re.compile(self.pattern())
+        names = [name for name, module in unet.named_modules() if isinstance(module, nn.Linear) and pattern.fullmatch(name)]
+        if not names:
+            raise LoraError(f"LoRA targets {self} select no Linear layer of this UNet")
+        return names
+
+
+def transformer_block_paths(module_names: Sequence[str]) -> list[str]:
+    """The transformer blocks (``...transformer_blocks.N``) that hold the given layers, sorted."""
+    return sorted({match.group(1) for name in module_names if (match := re.match(r"^(.*\.transformer_blocks\.\d+)\.", name))})
+
+
+def _parent_and_child(root: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, child = name.rpartition(".")
+    return (root.get_submodule(parent_name) if parent_name else root), child
+
+
+class LoraAdapter:
+    """One peft LoRA adapter (rank ``r``) on named Linear layers of one UNet, attached only while in use.
+
+    ``lora_A`` is drawn from N(0, (1/r)^2) with ``generator`` (as the MotionDirector / MotionMatcher public
+    code initialises ``lora_down``) and ``lora_B`` is zero, so an untrained adapter changes nothing.
+    ``lora_alpha`` defaults to ``r``: scaling 1, as in that code.
+    """
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        target_modules: Sequence[str],
+        rank: int,
+        adapter_name: str,
+        lora_alpha: float | None = None,
+        dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        from peft import LoraConfig
+
+        if int(rank) < 1:
+            raise LoraError(f"LoRA rank: must be at least 1, got {rank}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise LoraError(f"LoRA dropout: must be in [0, 1), got {dropout}")
+        modules = dict(unet.named_modules())
+        for name in target_modules:
+            if not isinstance(modules.get(name), nn.Linear):
+                raise LoraError(f"LoRA target '{name}' is not a Linear layer of this UNet ({type(modules.get(name)).__name__})")
+        self.unet = unet
+        self.adapter_name = adapter_name
+        # Our own copy: peft may rewrite config.target_modules into shorter suffixes when there are many.
+        self.target_modules = list(target_modules)
+        self.config = LoraConfig(
+            r=int(rank),
+            lora_alpha=float(lora_alpha if lora_alpha is not None else rank),
+            lora_dropout=float(dropout),
+            target_modules=list(target_modules),
+            bias="none",
+        )
+        self.layers = self._build_layers(unet)
+        self._slots = {name: (*_parent_and_child(unet, name), layer.get_base_layer()) for name, layer in self.layers.items()}
+        with torch.no_grad():
+            for layer in self.layers.values():
+                down = layer.lora_A[adapter_name].weight
+                # Drawn on the CPU (where the run's generator lives), then moved to the layer's device.
+                down.copy_(torch.randn(down.shape, generator=generator) / self.config.r)
+                nn.init.zeros_(layer.lora_B[adapter_name].weight)
+
+    def _build_layers(self, unet: nn.Module) -> dict[str, nn.Module]:
+        """Inject with peft, keep the created layers, and restore the UNet as it was (also if peft fails)."""
+        from peft import inject_adapter_in_model
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        requires_grad = {name: p.requires_grad for name, p in unet.named_parameters()}
+        had_config, previous_config = hasattr(unet, "peft_config"), getattr(unet, "peft_config", None)
+        if had_config:
+            del unet.peft_config
+        try:
+            inject_adapter_in_model(self.config, unet, adapter_name=self.adapter_name)
+        finally:
+            layers = {
+                name: module
+                for name, module in unet.named_modules()
+                if isinstance(module, BaseTunerLayer) and self.adapter_name in getattr(module, "lora_A", {})
+            }
+            for name, layer in layers.items():
+                parent, child = _parent_and_child(unet, name)
+                setattr(parent, child, layer.get_base_layer())
+            if hasattr(unet, "peft_config"):
+                del unet.peft_config
+            if had_config:
+                unet.peft_config = previous_config
+            # peft marks every non-adapter parameter as frozen; give them back their own flags.
+            for name, parameter in unet.named_parameters():
+                parameter.requires_grad_(requires_grad.get(name, parameter.requires_grad))
+        if sorted(layers) != sorted(self.target_modules):
+            raise LoraError(f"peft adapted {len(layers)} layers, expected the {len(self.target_modules)} targets")
+        return {name: layers[name] for name in self.target_modules}
+
+    @classmethod
+    def from_state_dict(
+        cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], adapter_name: str, lora_alpha: float | None = None
+    ) -> LoraAdapter:
+        """An adapter holding ``tensors`` (peft format), its targets and rank read from the keys and shapes."""
+        names: list[str] = []
+        for key in tensors:
+            for suffix in (LORA_A, LORA_B):
+                if key.endswith(f".{suffix}"):
+                    name = key[: -len(suffix) - 1]
+                    if name not in names:
+                        names.append(name)
+                    break
+            else:
+                raise LoraError(f"LoRA tensor '{key}' is not in peft format (<module>.lora_A.weight / .lora_B.weight)")
+        if not names:
+            raise LoraError("LoRA artifact holds no tensors")
+        ranks = {int(tensors[f"{name}.{LORA_A}"].shape[0]) for name in names if f"{name}.{LORA_A}" in tensors}
+        if len(ranks) != 1:
+            raise LoraError(f"LoRA artifact: expected one rank, found {sorted(ranks)}")
+        adapter = cls(unet, names, ranks.pop(), adapter_name, lora_alpha=lora_alpha)
+        adapter.load_state_dict(tensors)
+        return adapter
+
+    def parameters(self) -> list[nn.Parameter]:
+        """lora_A and lora_B of every layer, in module order."""
+        out: list[nn.Parameter] = []
+        for layer in self.layers.values():
+            out += [layer.lora_A[self.adapter_name].weight, layer.lora_B[self.adapter_name].weight]
+        return out
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """peft-format tensors: ``<module>.lora_A.weight`` (r, in), ``<module>.lora_B.weight`` (out, r)."""
+        tensors: dict[str, torch.Tensor] = {}
+        for name, layer in self.layers.items():
+            tensors[f"{name}.{LORA_A}"] = layer.lora_A[self.adapter_name].weight.detach()
+            tensors[f"{name}.{LORA_B}"] = layer.lora_B[self.adapter_name].weight.detach()
+        return tensors
+
+    def load_state_dict(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Copy peft-format tensors in; keys and shapes must match exactly."""
+        own = {f"{name}.{suffix}": getattr(layer, suffix.split(".")[0])[self.adapter_name].weight
+               for name, layer in self.layers.items() for suffix in (LORA_A, LORA_B)}
+        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+        if missing or unexpected:
+            raise LoraError(f"LoRA tensors do not match the adapter: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        with torch.no_grad():
+            for key, parameter in own.items():
+                if tuple(tensors[key].shape) != tuple(parameter.shape):
+                    raise LoraError(f"LoRA tensor '{key}' has shape {tuple(tensors[key].shape)}, the layer needs {tuple(parameter.shape)}")
+                parameter.copy_(tensors[key])
+
+    def config_dict(self) -> dict[str, Any]:
+        """The LoraConfig fields that define the adapter (recorded in the artifact manifest)."""
+        import peft
+
+        return {
+            "peft_type": "LORA",
+            "peft_version": peft.__version__,
+            "r": self.config.r,
+            "lora_alpha": self.config.lora_alpha,
+            "lora_dropout": self.config.lora_dropout,
+            "bias": self.config.bias,
+            "target_modules": list(self.target_modules),
+        }
+
+    def set_scale(self, scale: float) -> None:
+        """Scale the adapter's contribution: scaling = scale * lora_alpha / r."""
+        for layer in self.layers.values():
+            layer.set_scale(self.adapter_name, float(scale))
+
+    def eval(self) -> LoraAdapter:
+        for layer in self.layers.values():
+            layer.eval()
+        return self
+
+    def requires_grad_(self, requires_grad: bool) -> LoraAdapter:
+        for parameter in self.parameters():
+            parameter.requires_grad_(requires_grad)
+        return self
+
+    @property
+    def is_attached(self) -> bool:
+        return all(getattr(parent, child) is self.layers[name] for name, (parent, child, _) in self._slots.items())
+
+    def attach(self) -> None:
+        """Put the LoRA layers in place of the UNet's Linear layers (which they wrap)."""
+        for name, (parent, child, base) in self._slots.items():
+            current = getattr(parent, child)
+            if current is self.layers[name]:
+                continue
+            if current is not base:
+                raise LoraError(f"cannot attach LoRA '{self.adapter_name}': '{name}' is no longer the layer it was built on")
+        for name, (parent, child, _) in self._slots.items():
+            setattr(parent, child, self.layers[name])
+        configs = dict(getattr(self.unet, "peft_config", {}) or {})
+        configs[self.adapter_name] = self.config
+        # While attached the UNet looks like any peft-injected model (get_peft_model_state_dict works on it).
+        self.unet.peft_config = configs
+
+    def detach(self) -> None:
+        """Put the UNet's own Linear layers back."""
+        for name, (parent, child, base) in self._slots.items():
+            if getattr(parent, child) is self.layers[name]:
+                setattr(parent, child, base)
+        configs = getattr(self.unet, "peft_config", None)
+        if isinstance(configs, dict) and self.adapter_name in configs:
+            del configs[self.adapter_name]
+            if not configs:
+                del self.unet.peft_config
+
+    @contextmanager
+    def attached(self, trainable: bool = True) -> Iterator[None]:
+        """The LoRA layers in the UNet for the duration of the context.
+
+        With ``trainable=False`` the adapter still acts, but through detached views of its weights (same
+        storage, ``requires_grad`` off), so the pass sends them no gradient. The views are real parameters of
+        the attached layers, so anything that records the UNet's structure for a later recomputation (gradient
+        checkpointing) records them too.
+        """
+        was_attached = self.is_attached
+        self.attach()
+        swapped: list[tuple[nn.Module, nn.Parameter]] = []
+        if not trainable:
+            for layer in self.layers.values():
+                for linear in (layer.lora_A[self.adapter_name], layer.lora_B[self.adapter_name]):
+                    swapped.append((linear, linear.weight))
+                    linear.weight = nn.Parameter(linear.weight.detach(), requires_grad=False)
+        try:
+            yield
+        finally:
+            for linear, weight in swapped:
+                linear.weight = weight
+            if not was_attached:
+                self.detach()
+
+
+@contextmanager
+def attached_from_timestep(adapter: LoraAdapter, min_timestep: int) -> Iterator[None]:
+    """The adapter acts only in UNet calls whose timestep is ``>= min_timestep`` (for all of them when 0).
+
+    A forward pre-hook on the UNet attaches or detaches the adapter before each call, reading the timestep
+    argument (the second positional argument or ``timestep=``). On exit the hook is removed and the adapter
+    detached.
+    """
+    unet = adapter.unet
+    if min_timestep <= 0:
+        with adapter.attached():
+            yield
+        return
+
+    def attach_by_timestep(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        timestep = kwargs["timestep"] if "timestep" in kwargs else args[1]
+        if float(torch.as_tensor(timestep).max()) >= min_timestep:
+            adapter.attach()
+        else:
+            adapter.detach()
+
+    handle = unet.register_forward_pre_hook(attach_by_timestep, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+        adapter.detach()

@@ -1,0 +1,161 @@
+"""MotionDirector (baseline; seed 004 A.2 and the MotionDirector public code): dual-path LoRA.
+
+A temporal LoRA on the temporal transformers learns the motion; a spatial LoRA on the spatial transformers,
+trained on single frames with the temporal LoRA off, absorbs the reference's appearance so the temporal LoRA
+does not have to. Per step (public code ``MotionDirector_train.py``):
+
+- with probability ``spatial_skip_probability`` (0.2) the spatial path is skipped for the step;
+- spatial path: one random frame, a one-frame UNet pass (F = 1) with the spatial LoRA on and the temporal LoRA
+  off, eps MSE on that frame;
+- temporal path: the whole video with the temporal LoRA on (and the spatial LoRA too, unless skipped; it acts
+  but is trained by the spatial path only), eps MSE plus the appearance-debiased term with a random anchor
+  frame.
+
+The step's loss is the sum of both paths. At inference only the temporal LoRA is applied (the public code's
+``spatial_scale: 0``), so only the temporal LoRA goes into the artifact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from motiontune.backbone.loading import Backbone
+from motiontune.motion.losses import DEBIAS_ALPHA, DEBIAS_BETA, ddpm_loss, debiased_temporal_loss
+from motiontune.motion.lora import LoraAdapter, LoraTargets, transformer_block_paths
+from motiontune.motion.methods import MotionMethod, TrainingBatch, register_method
+
+SPATIAL_ADAPTER = "motiondirector_spatial"
+TEMPORAL_ADAPTER = "motiondirector_temporal"
+
+
+@register_method
+class MotionDirectorMethod(MotionMethod):
+    """MotionDirector with a spatial and a temporal peft LoRA; the artifact holds the temporal one.
+
+    Options (defaults from the public code, ``configs/config_single_video.yaml``, ``utils/lora.py``): ``rank``
+    32; ``spatial_targets`` (``attn1``, ``ff`` of the spatial transformers) and ``temporal_targets``
+    (``attn1``, ``attn2``, ``ff`` of the temporal transformers, ``transformer_in`` included);
+    ``lora_dropout`` 0 (the public code: 0.1); ``spatial_skip_probability`` 0.2; ``debias_alpha`` sqrt(2) and
+    ``debias_beta`` 1; ``init_seed`` for lora_A. Inference: ``blend`` noise with p = 0.5 (seed 004 A.4; public
+    code ``noise_prior: 0.5``), temporal LoRA at ``lora_scale`` 1.
+    """
+
+    name = "motiondirector"
+    version = "1"
+    inference_defaults = {"noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0}
+    # Public code (single video): AdamW lr 5e-4, weight decay 1e-2, 150 steps; no clipping.
+    training_defaults = {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
+
+    def __init__(
+        self,
+        rank: int = 32,
+        spatial_targets: Sequence[str] = ("attn1", "ff"),
+        temporal_targets: Sequence[str] = ("attn1", "attn2", "ff"),
+        include_transformer_in: bool = True,
+        lora_dropout: float = 0.0,
+        spatial_skip_probability: float = 0.2,
+        debias_alpha: float = DEBIAS_ALPHA,
+        debias_beta: float = DEBIAS_BETA,
+        init_seed: int = 0,
+    ) -> None:
+        if not spatial_targets or not temporal_targets:
+            raise ValueError("motiondirector: needs both spatial_targets and temporal_targets")
+        if not 0.0 <= float(spatial_skip_probability) <= 1.0:
+            raise ValueError(f"spatial_skip_probability: must be in [0, 1], got {spatial_skip_probability}")
+        self.rank = int(rank)
+        self.spatial_targets = LoraTargets(spatial=tuple(spatial_targets))
+        self.temporal_targets = LoraTargets(temporal=tuple(temporal_targets), include_transformer_in=bool(include_transformer_in))
+        self.lora_dropout = float(lora_dropout)
+        self.spatial_skip_probability = float(spatial_skip_probability)
+        self.debias_alpha = float(debias_alpha)
+        self.debias_beta = float(debias_beta)
+        self.init_seed = int(init_seed)
+        self.spatial: LoraAdapter | None = None
+        self.temporal: LoraAdapter | None = None
+
+    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+        unet = backbone.unet
+        generator = torch.Generator(device="cpu").manual_seed(self.init_seed)
+        self.temporal = LoraAdapter(
+            unet, self.temporal_targets.module_names(unet), self.rank, TEMPORAL_ADAPTER, dropout=self.lora_dropout, generator=generator
+        )
+        self.spatial = LoraAdapter(
+            unet, self.spatial_targets.module_names(unet), self.rank, SPATIAL_ADAPTER, dropout=self.lora_dropout, generator=generator
+        )
+
+    def _require_adapters(self) -> tuple[LoraAdapter, LoraAdapter]:
+        if self.spatial is None or self.temporal is None:
+            raise RuntimeError("motiondirector: call prepare() first")
+        return self.spatial, self.temporal
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        spatial, temporal = self._require_adapters()
+        return spatial.parameters() + temporal.parameters()
+
+    def spatial_loss(self, backbone: Backbone, batch: TrainingBatch, frame: int) -> torch.Tensor:
+        """eps MSE of a one-frame pass on ``frame`` with the spatial LoRA only."""
+        spatial, _ = self._require_adapters()
+        with spatial.attached():
+            prediction = backbone.unet(
+                batch.noisy_latents[:, :, frame : frame + 1], batch.timesteps, encoder_hidden_states=batch.prompt_embeds
+            ).sample
+        return ddpm_loss(prediction, batch.target[:, :, frame : frame + 1])
+
+    def temporal_loss(self, backbone: Backbone, batch: TrainingBatch, with_spatial: bool) -> torch.Tensor:
+        """eps MSE plus the appearance-debiased term of a whole-video pass with the temporal LoRA.
+
+        With ``with_spatial`` the spatial LoRA acts too but gets no gradient from this pass.
+        """
+        spatial, temporal = self._require_adapters()
+        with ExitStack() as stack:
+            stack.enter_context(temporal.attached())
+            if with_spatial:
+                stack.enter_context(spatial.attached(trainable=False))
+            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
+        return debiased_temporal_loss(prediction, batch.target, generator=batch.generator, alpha=self.debias_alpha, beta=self.debias_beta)
+
+    def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
+        skip_spatial = float(torch.rand((), generator=batch.generator)) < self.spatial_skip_probability
+        if skip_spatial:
+            return self.temporal_loss(backbone, batch, with_spatial=False)
+        frame = int(torch.randint(0, batch.noisy_latents.shape[2], (1,), generator=batch.generator))
+        return self.spatial_loss(backbone, batch, frame) + self.temporal_loss(backbone, batch, with_spatial=True)
+
+    def artifact_tensors(self) -> dict[str, torch.Tensor]:
+        """The temporal LoRA only (the spatial one is not used at inference)."""
+        return self._require_adapters()[1].state_dict()
+
+    def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self._require_adapters()[1].load_state_dict(tensors)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        spatial, temporal = self._require_adapters()
+        return {
+            "rank": self.rank,
+            "spatial_targets": list(self.spatial_targets.spatial),
+            "temporal_targets": list(self.temporal_targets.temporal),
+            "include_transformer_in": self.temporal_targets.include_transformer_in,
+            "lora_dropout": self.lora_dropout,
+            "spatial_skip_probability": self.spatial_skip_probability,
+            "debias_alpha": self.debias_alpha,
+            "debias_beta": self.debias_beta,
+            "init_seed": self.init_seed,
+            "lora_config": temporal.config_dict(),
+            "spatial_lora_config": spatial.config_dict(),
+            "block_paths": transformer_block_paths(list(temporal.layers)),
+        }
+
+    @classmethod
+    @contextmanager
+    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+        """Build the temporal LoRA from the artifact, scaled by ``lora_scale``; removed on exit."""
+        adapter = LoraAdapter.from_state_dict(backbone.unet, tensors, TEMPORAL_ADAPTER)
+        adapter.requires_grad_(False).eval()
+        adapter.set_scale(float(options.get("lora_scale", cls.inference_defaults["lora_scale"])))
+        with adapter.attached():
+            yield

@@ -1,0 +1,208 @@
+"""MotionMatcher (seed 001; details from its public code): LoRA fine-tuning by motion feature matching.
+
+Per training step: t in [500, 1000); the UNet with LoRA predicts the noise of x_t; one DDIM step from x_t with
+that prediction gives the predicted x_{t'}, one with the true noise gives the target x_{t'} (t' = t - stride).
+Both go through the *same* UNet with the LoRA detached (the frozen pre-trained model), recording its attention
+maps at one feature resolution: cross-attention maps (where and how large the subject is: camera framing) and
+temporal self-attention maps (frame-to-frame: object dynamics), averaged over heads and layers.
+``L_mot = w_ca * MSE(CA_pred, CA_true) + w_tsa * MSE(TSA_pred, TSA_true)``. The target branch runs without
+gradients; the predicted branch's maps depend on the LoRA weights only through the first forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from motiontune.backbone.loading import Backbone
+from motiontune.motion.attention_maps import (
+    AttentionLayer,
+    MotionAttentionFeatures,
+    motion_attention_features,
+    select_feature_layers,
+)
+from motiontune.motion.lora import LoraAdapter, LoraTargets, attached_from_timestep, transformer_block_paths
+from motiontune.motion.methods import MotionMethod, TrainingBatch, register_method
+
+ADAPTER_NAME = "motionmatcher"
+
+
+def ddim_step(
+    alphas_cumprod: torch.Tensor,
+    sample: torch.Tensor,
+    prediction: torch.Tensor,
+    timesteps: torch.Tensor,
+    previous_timesteps: torch.Tensor,
+    prediction_type: str = "epsilon",
+) -> torch.Tensor:
+    """One deterministic DDIM step (eta = 0) from x_t to x_{t'} for each video of the batch.
+
+    ``sample``, ``prediction``: (B, C, F, h, w); ``timesteps``, ``previous_timesteps``: (B,), t' < t (t' < 0
+    means the clean end, alpha = 1). ``prediction`` is the noise, or the velocity for ``v_prediction``.
+    """
+    alphas = alphas_cumprod.to(device=sample.device, dtype=torch.float32)
+    alpha = alphas[timesteps].view(-1, 1, 1, 1, 1)
+    alpha_previous = torch.where(
+        previous_timesteps >= 0, alphas[previous_timesteps.clamp(min=0)], torch.ones_like(alphas[timesteps])
+    ).view(-1, 1, 1, 1, 1)
+    sample_float, prediction_float = sample.float(), prediction.float()
+    if prediction_type == "epsilon":
+        epsilon = prediction_float
+        clean = (sample_float - (1 - alpha).sqrt() * epsilon) / alpha.sqrt()
+    elif prediction_type == "v_prediction":
+        clean = alpha.sqrt() * sample_float - (1 - alpha).sqrt() * prediction_float
+        epsilon = alpha.sqrt() * prediction_float + (1 - alpha).sqrt() * sample_float
+    else:
+        raise ValueError(f"scheduler prediction_type '{prediction_type}' is not supported")
+    return (alpha_previous.sqrt() * clean + (1 - alpha_previous).sqrt() * epsilon).to(sample.dtype)
+
+
+@register_method
+class MotionMatcherMethod(MotionMethod):
+    """MotionMatcher: peft LoRA on the UNet's transformers, trained by motion feature matching.
+
+    Options (defaults from the public code, ``configs/config_*.yaml`` and ``utils/lora.py``):
+    ``rank`` 32; LoRA targets ``spatial_targets`` (spatial transformers: ``attn1`` and ``ff``, not the
+    cross-attention) and ``temporal_targets`` (temporal transformers: ``attn1``, ``attn2``, ``ff``, with
+    ``transformer_in``); ``lora_dropout`` 0 (the public code: 0.1; see the report); ``min_timestep`` 500
+    (t in [500, 1000)); ``denoise_stride`` 1 (``num_denoise_steps: 1``: features at t' = t - 1);
+    ``feature_sections`` down blocks and ``feature_stride`` the coarsest one with both kinds of attention
+    (latent / 4 on ZeroScope); ``cross_attention_weight`` = ``temporal_attention_weight`` = 2000;
+    ``init_seed`` for lora_A. Inference: noise prior 0.3 (``blend``: sqrt(0.3) z_inv + sqrt(0.7) eps) and, as in
+    the public inference script, the LoRA acts only at timesteps >= 500 (``lora_min_timestep``; 0 = always).
+    """
+
+    name = "motionmatcher"
+    version = "1"
+    inference_defaults = {"noise_init": "blend", "blend_strength": 0.3, "lora_scale": 1.0, "lora_min_timestep": 500}
+    # Public code: AdamW lr 5e-4, weight decay 1e-2 (configs: 200-400 steps; design 4.3: 400); no clipping.
+    training_defaults = {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
+
+    def __init__(
+        self,
+        rank: int = 32,
+        spatial_targets: Sequence[str] = ("attn1", "ff"),
+        temporal_targets: Sequence[str] = ("attn1", "attn2", "ff"),
+        include_transformer_in: bool = True,
+        lora_dropout: float = 0.0,
+        min_timestep: int = 500,
+        denoise_stride: int = 1,
+        feature_sections: Sequence[str] = ("down",),
+        feature_stride: int | None = None,
+        cross_attention_weight: float = 2000.0,
+        temporal_attention_weight: float = 2000.0,
+        init_seed: int = 0,
+    ) -> None:
+        self.rank = int(rank)
+        self.targets = LoraTargets(tuple(spatial_targets), tuple(temporal_targets), bool(include_transformer_in))
+        self.lora_dropout = float(lora_dropout)
+        if int(min_timestep) < 0:
+            raise ValueError(f"min_timestep: must be >= 0, got {min_timestep}")
+        if int(denoise_stride) < 1:
+            raise ValueError(f"denoise_stride: must be at least 1, got {denoise_stride}")
+        self.min_timestep = int(min_timestep)
+        self.denoise_stride = int(denoise_stride)
+        self.feature_sections = tuple(feature_sections)
+        self.feature_stride = feature_stride
+        self.cross_attention_weight = float(cross_attention_weight)
+        self.temporal_attention_weight = float(temporal_attention_weight)
+        self.init_seed = int(init_seed)
+        self.adapter: LoraAdapter | None = None
+        self.feature_layers: list[AttentionLayer] = []
+
+    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+        self.feature_layers = select_feature_layers(backbone.unet, self.feature_sections, self.feature_stride)
+        generator = torch.Generator(device="cpu").manual_seed(self.init_seed)
+        self.adapter = LoraAdapter(
+            backbone.unet, self.targets.module_names(backbone.unet), self.rank, ADAPTER_NAME,
+            dropout=self.lora_dropout, generator=generator,
+        )
+
+    def _require_adapter(self) -> LoraAdapter:
+        if self.adapter is None:
+            raise RuntimeError("motionmatcher: call prepare() first")
+        return self.adapter
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return self._require_adapter().parameters()
+
+    def sample_timesteps(self, num_train_timesteps: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """t in [min_timestep, T): the public code's ``min_timestep: 500``."""
+        if self.min_timestep >= num_train_timesteps:
+            raise ValueError(f"min_timestep: {self.min_timestep} must be below the {num_train_timesteps} training timesteps")
+        return torch.randint(self.min_timestep, num_train_timesteps, (batch_size,), generator=generator)
+
+    def training_context(self, backbone: Backbone) -> Any:
+        """The LoRA attached to the backbone's UNet (the model being fine-tuned)."""
+        return self._require_adapter().attached()
+
+    def motion_features(
+        self, backbone: Backbone, sample: torch.Tensor, timesteps: torch.Tensor, prompt_embeds: torch.Tensor
+    ) -> MotionAttentionFeatures:
+        """Attention maps of the frozen model (the UNet without LoRA) on a noisy video (B, C, F, h, w)."""
+        if self._require_adapter().is_attached:
+            raise RuntimeError("motionmatcher: motion features come from the frozen model; detach the LoRA first")
+        return motion_attention_features(backbone.unet, self.feature_layers, sample, timesteps, prompt_embeds)
+
+    def feature_loss(self, predicted: MotionAttentionFeatures, target: MotionAttentionFeatures) -> torch.Tensor:
+        """``w_ca * MSE(CA_pred, CA_true) + w_tsa * MSE(TSA_pred, TSA_true)``."""
+        cross = F.mse_loss(predicted.cross_attention.float(), target.cross_attention.float())
+        temporal = F.mse_loss(predicted.temporal_attention.float(), target.temporal_attention.float())
+        return self.cross_attention_weight * cross + self.temporal_attention_weight * temporal
+
+    def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
+        with self.training_context(backbone):
+            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
+        previous = batch.timesteps - self.denoise_stride
+        feature_timesteps = previous.clamp(min=0)
+        alphas = batch.scheduler.alphas_cumprod
+        prediction_type = batch.scheduler.config.prediction_type
+        predicted_sample = ddim_step(alphas, batch.noisy_latents, prediction, batch.timesteps, previous, prediction_type)
+        with torch.no_grad():
+            target_sample = ddim_step(alphas, batch.noisy_latents, batch.target, batch.timesteps, previous, prediction_type)
+            target_features = self.motion_features(backbone, target_sample, feature_timesteps, batch.prompt_embeds)
+        predicted_features = self.motion_features(backbone, predicted_sample, feature_timesteps, batch.prompt_embeds)
+        return self.feature_loss(predicted_features, target_features)
+
+    def artifact_tensors(self) -> dict[str, torch.Tensor]:
+        return self._require_adapter().state_dict()
+
+    def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self._require_adapter().load_state_dict(tensors)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        adapter = self._require_adapter()
+        return {
+            "rank": self.rank,
+            "spatial_targets": list(self.targets.spatial),
+            "temporal_targets": list(self.targets.temporal),
+            "include_transformer_in": self.targets.include_transformer_in,
+            "lora_dropout": self.lora_dropout,
+            "min_timestep": self.min_timestep,
+            "denoise_stride": self.denoise_stride,
+            "feature_sections": list(self.feature_sections),
+            "feature_stride": self.feature_layers[0].latent_stride,
+            "feature_layers": [layer.path for layer in self.feature_layers],
+            "cross_attention_weight": self.cross_attention_weight,
+            "temporal_attention_weight": self.temporal_attention_weight,
+            "init_seed": self.init_seed,
+            "lora_config": adapter.config_dict(),
+            "block_paths": transformer_block_paths(list(adapter.layers)),
+        }
+
+    @classmethod
+    @contextmanager
+    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+        """Build the LoRA from the artifact (targets and rank from its keys and shapes), scaled by
+        ``lora_scale``, acting at timesteps >= ``lora_min_timestep``; removed on exit."""
+        adapter = LoraAdapter.from_state_dict(backbone.unet, tensors, ADAPTER_NAME)
+        adapter.requires_grad_(False).eval()
+        adapter.set_scale(float(options.get("lora_scale", cls.inference_defaults["lora_scale"])))
+        min_timestep = int(options.get("lora_min_timestep", cls.inference_defaults["lora_min_timestep"]))
+        with attached_from_timestep(adapter, min_timestep):
+            yield

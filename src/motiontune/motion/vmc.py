@@ -1,0 +1,183 @@
+"""VMC, Video Motion Customization (seed 003): fine-tune only the query/key/value projections of the
+temporal attention layers with the motion distillation loss on frame residuals.
+
+The trained projections are parameters owned by :class:`VMCMethod` (clones of the backbone's), swapped into
+the UNet's modules for each forward pass and swapped out afterwards. So the backbone is never modified, no
+copy of the UNet exists, and the artifact holds just these weights keyed by parameter path, e.g.
+``down_blocks.0.temp_attentions.0.transformer_blocks.0.attn1.to_q.weight``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from motiontune.backbone.loading import Backbone
+from motiontune.backbone.structure import temporal_blocks
+from motiontune.motion.losses import VMC_FORMS, get_loss
+from motiontune.motion.methods import NoisePredictionMethod, register_method
+
+VMC_PROJECTIONS = ("to_q", "to_k", "to_v")
+# Both self-attentions of a temporal BasicTransformerBlock (double_self_attention=True) attend over frames.
+TEMPORAL_ATTENTIONS = ("attn1", "attn2")
+
+
+def temporal_attention_projections(
+    unet: nn.Module,
+    projections: Sequence[str] = VMC_PROJECTIONS,
+    include_transformer_in: bool = False,
+) -> dict[str, nn.Linear]:
+    """``{module path: Linear}`` for the given projections of attn1 and attn2 of every temporal block.
+
+    The blocks are those of the ``temp_attentions`` of the down, mid and up blocks, plus ``transformer_in``
+    when ``include_transformer_in`` (the VMC public code selects modules with ``temp_attentions`` in their
+    name, which leaves ``transformer_in`` out).
+    """
+    unknown = sorted(set(projections) - set(VMC_PROJECTIONS) - {"to_out.0"})
+    if unknown or not projections:
+        raise ValueError(f"projections: {list(projections)} must be a non-empty subset of {[*VMC_PROJECTIONS, 'to_out.0']}")
+    modules = dict(unet.named_modules())
+    selected: dict[str, nn.Linear] = {}
+    for block in temporal_blocks(unet):
+        if block.section == "in" and not include_transformer_in:
+            continue
+        for attention in TEMPORAL_ATTENTIONS:
+            for projection in projections:
+                path = f"{block.path}.{attention}.{projection}"
+                module = modules.get(path)
+                if not isinstance(module, nn.Linear):
+                    raise ValueError(f"vmc: '{path}' is not a Linear layer in this UNet ({type(module).__name__})")
+                selected[path] = module
+    if not selected:
+        raise ValueError("vmc: the UNet has no temporal attention layers to fine-tune")
+    return selected
+
+
+@contextmanager
+def parameters_replaced(unet: nn.Module, parameters: Mapping[str, nn.Parameter], label: str = "vmc") -> Iterator[None]:
+    """Put ``parameters`` (keyed ``<module path>.<parameter name>``) in place of the UNet's, then put the
+    original parameter objects back, so the UNet is exactly restored (nothing is copied).
+
+    A key the UNet lacks, or a shape that differs, raises ``ValueError`` (prefixed with ``label``) before
+    anything is replaced.
+    """
+    modules = dict(unet.named_modules())
+    slots: list[tuple[nn.Module, str, nn.Parameter]] = []
+    for key, parameter in parameters.items():
+        path, _, name = key.rpartition(".")
+        module = modules.get(path)
+        if module is None or not isinstance(module._parameters.get(name), nn.Parameter):
+            raise ValueError(f"{label}: the backbone has no parameter '{key}'")
+        if module._parameters[name].shape != parameter.shape:
+            raise ValueError(
+                f"{label}: '{key}' has shape {tuple(parameter.shape)}, the backbone's is {tuple(module._parameters[name].shape)}"
+            )
+        slots.append((module, name, parameter))
+    originals = [(module, name, module._parameters[name]) for module, name, _ in slots]
+    try:
+        for module, name, parameter in slots:
+            setattr(module, name, parameter)
+        yield
+    finally:
+        for module, name, original in reversed(originals):
+            setattr(module, name, original)
+
+
+@register_method
+class VMCMethod(NoisePredictionMethod):
+    """VMC (seed 003 sec. 3, appendix D): temporal attention adaptation with motion distillation.
+
+    Trainable: ``to_q``, ``to_k``, ``to_v`` of attn1 and attn2 of every ``temp_attentions`` block (down, mid,
+    up), as in the public code; ``transformer_in`` is left out unless ``include_transformer_in``. Loss: the
+    residual cosine loss (eq. 17, ``vmc_form: paper``), or the public code's form (``public_code``), or
+    eq. 16 (``l2``), with frame stride c = 1. The training prompt is the appearance-invariant one (ingest).
+    Inference starts from the DDIM inversion of the reference (seed 004 A.4).
+    """
+
+    name = "vmc"
+    version = "1"
+    inference_defaults = {"noise_init": "inversion"}
+    # seed 003 appendix D: AdamW lr 1e-4, weight decay 1e-2, 400 steps; the public code clips gradients at 1.0.
+    training_defaults = {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0}
+
+    def __init__(
+        self,
+        vmc_form: str = "paper",
+        frame_stride: int = 1,
+        projections: Sequence[str] = VMC_PROJECTIONS,
+        include_transformer_in: bool = False,
+    ) -> None:
+        if vmc_form not in VMC_FORMS:
+            raise ValueError(f"vmc_form: '{vmc_form}' is not one of {list(VMC_FORMS)}")
+        if int(frame_stride) < 1:
+            raise ValueError(f"frame_stride: must be at least 1, got {frame_stride}")
+        self.vmc_form = vmc_form
+        self.frame_stride = int(frame_stride)
+        self.projections = tuple(projections)
+        self.include_transformer_in = bool(include_transformer_in)
+        self._loss = get_loss("vmc", form=vmc_form, frame_stride=self.frame_stride)
+        self.weights: dict[str, nn.Parameter] | None = None
+
+    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+        if num_frames <= self.frame_stride:
+            raise ValueError(f"vmc: {num_frames} frames leave no residual at frame_stride {self.frame_stride}")
+        modules = temporal_attention_projections(backbone.unet, self.projections, self.include_transformer_in)
+        self.weights = {
+            f"{path}.{name}": nn.Parameter(parameter.detach().clone(), requires_grad=True)
+            for path, module in modules.items()
+            for name, parameter in module.named_parameters(recurse=False)
+        }
+
+    def _require_weights(self) -> dict[str, nn.Parameter]:
+        if self.weights is None:
+            raise RuntimeError("vmc: call prepare() first")
+        return self.weights
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self._require_weights().values())
+
+    def training_context(self, backbone: Backbone) -> Any:
+        return parameters_replaced(backbone.unet, self._require_weights())
+
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self._loss(prediction, target, generator=generator)
+
+    def artifact_tensors(self) -> dict[str, torch.Tensor]:
+        return {key: parameter.detach() for key, parameter in self._require_weights().items()}
+
+    def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        weights = self._require_weights()
+        missing = sorted(set(weights) - set(tensors))
+        unexpected = sorted(set(tensors) - set(weights))
+        if missing or unexpected:
+            raise ValueError(f"vmc: artifact tensors do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        with torch.no_grad():
+            for key, parameter in weights.items():
+                if tuple(tensors[key].shape) != tuple(parameter.shape):
+                    raise ValueError(f"vmc: '{key}' has shape {tuple(tensors[key].shape)}, expected {tuple(parameter.shape)}")
+                parameter.copy_(tensors[key])
+
+    def hyperparameters(self) -> dict[str, Any]:
+        paths = sorted({key.split(".attn")[0] for key in self._require_weights()})
+        return {
+            "vmc_form": self.vmc_form,
+            "frame_stride": self.frame_stride,
+            "projections": list(self.projections),
+            "include_transformer_in": self.include_transformer_in,
+            "block_paths": paths,
+        }
+
+    @classmethod
+    @contextmanager
+    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+        """Swap the artifact's projection weights into the backbone; the originals come back on exit."""
+        parameters = {
+            key: nn.Parameter(tensor.to(device=backbone.device, dtype=backbone.dtype), requires_grad=False)
+            for key, tensor in tensors.items()
+        }
+        with parameters_replaced(backbone.unet, parameters, label="vmc artifact"):
+            yield

@@ -1,0 +1,357 @@
+"""Learned motions in the MLflow model registry: register, resolve, promote, list.
+
+Every trained motion is logged as an ``mlflow.pyfunc`` model *from code* (``pyfunc_model.py``; nothing is
+pickled) with the motion files as its artifacts, and registered as ``motion-<name>``: one new version per
+training run. Aliases:
+
+- ``latest``: MLflow resolves ``models:/motion-<name>@latest`` to the newest version by itself (it reserves the
+  alias name, so it cannot be, and need not be, set);
+- ``champion`` (or any other alias): set by :func:`promote`, from the command line::
+
+      motiontune promote <name> <version>            # or: python -m motiontune.tracking.registry promote ...
+      motiontune motions                             # list registered motions, versions and aliases
+
+The tracking/registry URI is ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` (as in
+``conf/base/mlflow.yml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import re
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MODEL_PREFIX = "motion-"
+CHAMPION = "champion"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PYFUNC_MODEL_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def model_name(motion_name: str) -> str:
+    """``motion-<name>``: the registered model of a motion (a name already prefixed is kept)."""
+    return motion_name if motion_name.startswith(MODEL_PREFIX) else f"{MODEL_PREFIX}{motion_name}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
+    """``git rev-parse HEAD`` of the working directory, or ``unknown`` (no git, not a repository)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown"
+
+
+def motion_signature() -> Any:
+    """Input: one string column, the prompts; params: the generation settings of ``pyfunc_model.MotionModel``."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    params = [
+        ParamSpec("seed", "long", 0),
+        ParamSpec("steps", "long", 50),
+        ParamSpec("guidance_scale", "double", 10.0),
+        ParamSpec("negative_prompt", "string", ""),
+        ParamSpec("noise_init", "string", None),
+        ParamSpec("debias", "string", None),
+        ParamSpec("value_scale", "double", None),
+        ParamSpec("blend_strength", "double", None),
+        ParamSpec("lowfreq_factor", "long", 4),
+        ParamSpec("backbone", "string", None),
+        ParamSpec("revision", "string", None),
+        ParamSpec("device", "string", "auto"),
+        ParamSpec("dtype", "string", "float32"),
+        ParamSpec("output_dir", "string", None),
+        ParamSpec("fps", "double", 8.0),
+        ParamSpec("progress_bar", "boolean", False),
+    ]
+    return ModelSignature(inputs=Schema([ColSpec("string")]), params=ParamSchema(params))
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("mlflow", "torch", "diffusers", "transformers", "safetensors", "motiontune"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+@functools.lru_cache(maxsize=2)
+def cached_backbone(source: str, revision: str | None, device: str, dtype: str) -> Any:
+    """One loaded backbone per process for the registered motion models (each ``load_model`` is a new model
+    object; they share the backbone, which a motion leaves unchanged after generating)."""
+    from motiontune.backbone.loading import load_backbone
+
+    return load_backbone(source, revision=revision, device=device, dtype=dtype)
+
+
+def register_motion(
+    name: str,
+    artifact: Any,
+    inverted_latents: Any | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Any:
+    """Log ``artifact`` (a :class:`~motiontune.motion.artifact.MotionArtifact`) in the active MLflow run as a
+    pyfunc model from code and register it as ``motion-<name>``; returns the new ``ModelVersion``.
+
+    ``inverted_latents``: the reference's DDIM inversion (1, C, F, h, w), stored so the ``inversion`` /
+    ``blend`` / ``lowfreq`` noise inits work from the registry; without it they fall back to ``random``.
+    Raises if no run is active or MLflow fails (callers that must not fail use :func:`register_trained_motion`).
+    """
+    import mlflow
+    from safetensors.torch import save_file
+
+    from motiontune.features import INVERTED_LATENTS
+    from motiontune.motion.artifact import save_motion_artifact
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("register_motion: no active MLflow run")
+    registered = model_name(name)
+    backbone = dict(artifact.manifest["backbone"])
+    local_backbone = Path(str(backbone["id_or_path"]))
+    model_config = {"backbone_local_path": str(local_backbone.resolve()) if local_backbone.is_dir() else None}
+    version_tags = {
+        "motion": name,
+        "method": artifact.method,
+        "method_version": str(artifact.manifest.get("method_version")),
+        "backbone": str(backbone["id_or_path"]),
+        "backbone_revision": str(backbone.get("revision")),
+        "backbone_unet_config_sha256": str(backbone.get("unet_config_sha256")),
+        "source_video_sha256": str(artifact.manifest["source_video"]["sha256"]),
+        "source_video_path": str(artifact.manifest["source_video"]["path"]),
+        "train_steps": str(artifact.manifest["train"]["steps"]),
+        "final_loss": str(artifact.manifest["train"]["final_loss"]),
+        "git_commit": git_commit(),
+        "reference_inversion": str(inverted_latents is not None).lower(),
+        **{key: str(value) for key, value in (tags or {}).items()},
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        artifacts = {"motion": str(save_motion_artifact(Path(scratch) / "motion", artifact))}
+        if inverted_latents is not None:
+            path = Path(scratch) / "reference_inversion.safetensors"
+            save_file({INVERTED_LATENTS: inverted_latents.detach().float().cpu().contiguous()}, str(path))
+            artifacts["reference_inversion"] = str(path)
+        with warnings.catch_warnings():
+            # The signature is explicit; an input example would make MLflow run a generation at log time.
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            info = mlflow.pyfunc.log_model(
+                name=registered,
+                python_model=str(PYFUNC_MODEL_FILE),  # a path: MLflow "models from code", no object is pickled
+                artifacts=artifacts,
+                model_config=model_config,
+                signature=motion_signature(),
+                pip_requirements=_requirements(),  # explicit: inferring them would load the model in a subprocess
+                metadata={"motion": name, "method": artifact.method, "backbone": backbone, "num_frames": artifact.manifest["num_frames"],
+                          "height": artifact.manifest["height"], "width": artifact.manifest["width"]},
+                registered_model_name=registered,
+                tags={"motion": name},
+            )
+    client = mlflow.MlflowClient()
+    version = info.registered_model_version
+    for key, value in version_tags.items():
+        client.set_model_version_tag(registered, str(version), key, value)
+    client.update_model_version(registered, str(version), description=f"{artifact.method} motion '{name}' learnt from {artifact.manifest['source_video']['path']} ({artifact.manifest['train']['steps']} steps, run {run.info.run_id})")
+    logger.info("Registered %s version %s (models:/%s@latest)", registered, version, registered)
+    return client.get_model_version(registered, str(version))
+
+
+def register_trained_motion(name: str, artifact: Any, inverted_latents: Any | None = None) -> Any | None:
+    """:func:`register_motion` when an MLflow run is active; a failure is logged, never raised (the motion is
+    already on disk, and tracking must not fail a run)."""
+    try:
+        import mlflow
+
+        if mlflow.active_run() is None:
+            return None
+        return register_motion(name, artifact, inverted_latents)
+    except Exception as error:  # noqa: BLE001
+        logger.error("MLflow: motion '%s' not registered (%s)", name, error)
+        return None
+
+
+def promote(name: str, version: int | str, alias: str = CHAMPION, uri: str | None = None) -> Any:
+    """Point ``alias`` of ``motion-<name>`` at ``version`` (``latest`` = the newest); returns that ModelVersion."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if alias.lower() == "latest":
+        raise ValueError("'latest' is not settable: MLflow resolves models:/<name>@latest to the newest version by itself")
+    client = mlflow.MlflowClient(tracking_uri=uri or tracking_uri(), registry_uri=uri or tracking_uri())
+    registered = model_name(name)
+    try:
+        client.get_registered_model(registered)
+    except MlflowException:
+        known = sorted(model.name for model in client.search_registered_models() if model.name.startswith(MODEL_PREFIX))
+        raise ValueError(f"no registered motion '{registered}' in {client.tracking_uri} (registered: {known})") from None
+    if str(version).lower() == "latest":
+        version = client.get_model_version_by_alias(registered, "latest").version
+    try:
+        client.get_model_version(registered, str(version))
+    except MlflowException:
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{registered}'"))
+        raise ValueError(f"'{registered}' has no version {version} (versions: {versions})") from None
+    client.set_registered_model_alias(registered, alias, str(version))
+    return client.get_model_version(registered, str(version))
+
+
+def list_motions(uri: str | None = None) -> list[dict[str, Any]]:
+    """One row per version of every ``motion-*`` model: name, version, aliases, method, source, run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri or tracking_uri(), registry_uri=uri or tracking_uri())
+    rows = []
+    for model in client.search_registered_models():
+        if not model.name.startswith(MODEL_PREFIX):
+            continue
+        versions = sorted(client.search_model_versions(f"name='{model.name}'"), key=lambda v: int(v.version))
+        newest = str(versions[-1].version) if versions else None
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        for item in versions:
+            aliases = sorted(by_version.get(str(item.version), [])) + (["latest"] if str(item.version) == newest else [])
+            rows.append({
+                "name": model.name, "version": int(item.version), "aliases": aliases,
+                "method": item.tags.get("method", ""), "final_loss": item.tags.get("final_loss", ""),
+                "train_steps": item.tags.get("train_steps", ""), "run_id": item.run_id,
+            })
+    return rows
+
+
+def resolve_version(uri: str) -> tuple[str, str] | None:
+    """``(registered name, version)`` of a ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` URI."""
+    import mlflow
+
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", uri.strip())
+    if not match:
+        return None
+    name, alias, suffix = match.groups()
+    client = mlflow.MlflowClient()
+    if alias is not None:
+        return name, str(client.get_model_version_by_alias(name, alias).version)
+    if suffix.isdigit():
+        return name, suffix
+    return name, str(client.get_model_version_by_alias(name, "latest").version)
+
+
+def registry_prompts(generate: Mapping[str, Any]) -> list[str]:
+    """``generate.prompts`` as a list: a list of str, or one str with prompts separated by ``|`` (Kedro's
+    ``--params`` splits on commas, so a list of several prompts cannot be written there)."""
+    prompts = generate.get("prompts") or []
+    if isinstance(prompts, str):
+        prompts = prompts.split("|")
+    return [str(prompt).strip() for prompt in prompts if str(prompt).strip()]
+
+
+def generate_with_registered_motion(
+    uri: str, prompts: Sequence[str], backbone: Mapping[str, Any], options: Mapping[str, Any]
+) -> tuple[str, list[Any]]:
+    """Load the motion model at ``uri`` (``models:/motion-<name>@champion``, ``models:/motion-<name>/3``, ...)
+    and generate one video per prompt on the configured ``backbone`` (the ``backbone`` parameters).
+
+    ``options``: the ``generate`` settings (seed, steps, guidance_scale, ...). Returns ``(label, videos)``:
+    ``label`` is ``<name>/v<version>`` for a registered model (else ``model``), videos are uint8 (F, H, W, 3).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        resolved = resolve_version(uri)
+        # Load the version the alias points at now (the alias may move while we generate).
+        model = mlflow.pyfunc.load_model(f"models:/{resolved[0]}/{resolved[1]}" if resolved else uri)
+    except MlflowException as error:
+        raise ValueError(
+            f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} ({error.message}); "
+            "list the registered motions with `motiontune motions`"
+        ) from None
+    keys = ("seed", "steps", "guidance_scale", "negative_prompt", "noise_init", "debias", "value_scale", "blend_strength", "lowfreq_factor", "progress_bar")
+    params = {key: options[key] for key in keys if options.get(key) is not None}
+    params.update({
+        "backbone": str(backbone["pretrained_model"]),
+        "revision": backbone.get("revision"),
+        "device": str(backbone.get("device", "auto")),
+        "dtype": str(backbone.get("dtype", "float32")),
+    })
+    videos = model.predict(list(prompts), params={key: value for key, value in params.items() if value is not None})
+    if resolved is None:
+        return "model", videos
+    name, version = resolved
+    if mlflow.active_run() is not None:
+        mlflow.set_tags({"generate.motion": uri, "generate.motion_model": name, "generate.motion_version": version})
+    return f"{name.removeprefix(MODEL_PREFIX)}/v{version}", videos
+
+
+def registry_generate_problems(generate: Mapping[str, Any]) -> list[str]:
+    """Problems with ``generate.motion`` (a model URI, or null) and ``generate.prompts`` (needed with a motion)."""
+    problems: list[str] = []
+    motion, prompts = generate.get("motion"), generate.get("prompts")
+    if motion is None:
+        return problems
+    if not isinstance(motion, str) or not motion.strip():
+        problems.append(f"generate.motion: a registered motion such as models:/motion-<name>@champion (or null), got {motion!r}")
+    if prompts is not None and not isinstance(prompts, str) and (
+        not isinstance(prompts, Sequence) or not all(isinstance(p, str) and p.strip() for p in prompts)
+    ):
+        problems.append(f"generate.prompts: a list of non-empty prompts, or one string with prompts separated by '|', got {prompts!r}")
+    elif not registry_prompts(generate):
+        problems.append("generate.prompts: give the prompts to generate with generate.motion, e.g. generate.prompts=[a fox running in the snow]")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m motiontune.tracking.registry", description="Registered motions (MLflow model registry)")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return run_command(parser.parse_args(argv))
+
+
+def add_commands(commands: Any) -> None:
+    """The ``promote`` and ``motions`` subcommands (shared with the ``motiontune`` command)."""
+    promote_cmd = commands.add_parser("promote", help="set an alias (default: champion) on a version of motion-<name>")
+    promote_cmd.add_argument("name", help="motion name (motion-<name> is the registered model)")
+    promote_cmd.add_argument("version", help="version number, or 'latest'")
+    promote_cmd.add_argument("--alias", default=CHAMPION)
+    promote_cmd.add_argument("--tracking-uri", default=None, help=f"default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")
+    listing = commands.add_parser("motions", help="list registered motions, their versions and aliases")
+    listing.add_argument("--tracking-uri", default=None, help=f"default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "promote":
+        try:
+            item = promote(args.name, args.version, args.alias, args.tracking_uri)
+        except ValueError as error:
+            print(f"error: {error}")
+            return 1
+        print(f"{item.name} version {item.version} is now @{args.alias} (models:/{item.name}@{args.alias})")
+        return 0
+    if args.command == "motions":
+        rows = list_motions(args.tracking_uri)
+        if not rows:
+            print(f"no registered motions in {args.tracking_uri or tracking_uri()}")
+        for row in rows:
+            print(f"{row['name']:<28} v{row['version']:<4} {','.join(row['aliases']):<18} {row['method']:<18} steps={row['train_steps']:<5} loss={row['final_loss'][:8]:<8} run={row['run_id']}")
+        return 0
+    raise ValueError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
