@@ -190,9 +190,12 @@ def measure_training(method_name: str, backbone: Backbone, config: dict[str, Any
     with peak_memory(backbone.device) as memory:
         result = train_motion(method, backbone, latents, prompt_embeds, training)
     timed = result.step_seconds[warmup:] or result.step_seconds
+    timed_cpu = result.step_cpu_seconds[warmup:] or result.step_cpu_seconds
     row = {
         "seconds_per_step": statistics.median(timed),
+        "cpu_seconds_per_step": statistics.median(timed_cpu),
         "step_seconds": [round(s, 4) for s in result.step_seconds],
+        "step_cpu_seconds": [round(s, 4) for s in result.step_cpu_seconds],
         "peak_memory_bytes": memory.peak_delta_bytes,
         "memory_baseline_bytes": memory.baseline_bytes,
         "memory_measure": memory.kind,
@@ -202,6 +205,21 @@ def measure_training(method_name: str, backbone: Backbone, config: dict[str, Any
     if switches.get("compile"):
         row["compiled"] = result.compiled
     return row, method
+
+
+def merge_rounds(rows: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
+    """One variant's rounds as one row: median over all timed steps, the highest peak, round 1's losses."""
+    def timed(key: str) -> list[float]:
+        return [seconds for row in rows for seconds in (row[key][warmup:] or row[key])]
+
+    merged = dict(rows[0])
+    merged["seconds_per_step"] = statistics.median(timed("step_seconds"))
+    merged["cpu_seconds_per_step"] = statistics.median(timed("step_cpu_seconds"))
+    merged["step_seconds"] = [row["step_seconds"] for row in rows]
+    merged["step_cpu_seconds"] = [row["step_cpu_seconds"] for row in rows]
+    merged["peak_memory_bytes"] = max(row["peak_memory_bytes"] for row in rows)
+    merged["timed_steps"] = len(timed("step_seconds"))
+    return merged
 
 
 def measure_generation(method: Any, backbone: Backbone, config: dict[str, Any], repeats: int, warmup: int) -> dict[str, Any]:
@@ -216,15 +234,15 @@ def measure_generation(method: Any, backbone: Backbone, config: dict[str, Any], 
     timestep = torch.tensor(500, device=backbone.device)
     tensors = method.artifact_tensors()
     options = dict(type(method).inference_defaults)
-    plain: list[float] = []
-    applied: list[float] = []
+    plain: list[tuple[float, float]] = []  # (wall, process CPU) seconds
+    applied: list[tuple[float, float]] = []
 
-    def timed(run: Callable[[], Any]) -> float:
+    def timed(run: Callable[[], Any]) -> tuple[float, float]:
         _synchronize(backbone.device)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         run()
         _synchronize(backbone.device)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu_started
 
     # Rounds of `chunk` steps on each side; the side that goes first alternates, so load drift hits both alike.
     # The motion is applied once per round (applying a LoRA artifact is not free, and is not a step's cost).
@@ -238,11 +256,16 @@ def measure_generation(method: Any, backbone: Backbone, config: dict[str, Any], 
                     seconds = [timed(lambda: predict(sample, timestep)) for _ in range(chunk)]
                 skip = warmup if round_index == 0 else 0  # warm-up: the first steps of the first round
                 (plain if side == "plain" else applied).extend(seconds[skip:])
+    wall_plain, wall_applied = [w for w, _ in plain], [w for w, _ in applied]
+    cpu_plain, cpu_applied = [c for _, c in plain], [c for _, c in applied]
     return {
-        "plain_seconds_per_step": statistics.median(plain),
-        "applied_seconds_per_step": statistics.median(applied),
-        "ratio": statistics.median(applied) / statistics.median(plain),
-        "ratio_of_minimums": min(applied) / min(plain),
+        "plain_seconds_per_step": statistics.median(wall_plain),
+        "applied_seconds_per_step": statistics.median(wall_applied),
+        "ratio": statistics.median(wall_applied) / statistics.median(wall_plain),
+        "ratio_of_minimums": min(wall_applied) / min(wall_plain),
+        "plain_cpu_seconds_per_step": statistics.median(cpu_plain),
+        "applied_cpu_seconds_per_step": statistics.median(cpu_applied),
+        "cpu_ratio": statistics.median(cpu_applied) / statistics.median(cpu_plain),
         "repeats": len(plain),
         "batch": 2,
     }
@@ -266,22 +289,26 @@ def measure_processor(backbone: Backbone, config: dict[str, Any], repeats: int) 
     ours = MotionEmbeddingAttnProcessor(query_key, value, 1.0, block.path)
     processors = {"AttnProcessor2_0": AttnProcessor2_0(), "MotionEmbeddingAttnProcessor": ours, "MotionEmbeddingAttnProcessor (before)": _LegacyProcessor(query_key, value, 1.0, block.path)}
     times: dict[str, list[float]] = {name: [] for name in processors}
+    cpu_times: dict[str, list[float]] = {name: [] for name in processors}
     with torch.no_grad():
         for index in range(repeats + 3):
             for name, processor in processors.items():
                 _synchronize(backbone.device)
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 processor(attention, hidden)
                 _synchronize(backbone.device)
                 if index >= 3:
                     times[name].append(time.perf_counter() - started)
+                    cpu_times[name].append(time.process_time() - cpu_started)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    base = medians["AttnProcessor2_0"]
+    cpu_medians = {name: statistics.median(values) for name, values in cpu_times.items()}
     return {
         "layer": f"{block.path}.attn1",
         "rows_frames_channels": [2 * height * width, frames, channels],
         "seconds_per_call": medians,
-        "ratio_vs_AttnProcessor2_0": {name: value / base for name, value in medians.items()},
+        "cpu_seconds_per_call": cpu_medians,
+        "ratio_vs_AttnProcessor2_0": {name: value / medians["AttnProcessor2_0"] for name, value in medians.items()},
+        "cpu_ratio_vs_AttnProcessor2_0": {name: value / cpu_medians["AttnProcessor2_0"] for name, value in cpu_medians.items()},
         "repeats": repeats,
     }
 
@@ -378,21 +405,33 @@ def run_config(name: str, device: torch.device, dtype: torch.dtype, args: argpar
         logger.info("[%s] %s", name, method_name)
         record: dict[str, Any] = {"train": {}, "ratios": {}}
         trained = None
-        for variant, switches in variants(device, args.compile, method_name, args.all_variants).items():
-            try:
-                row, method = measure_training(method_name, backbone, config, switches, args.steps, args.warmup)
-                record["train"][variant] = row
-                if variant == "baseline":
-                    trained = method
+        # Two rounds, the variants in opposite order, so a change of machine load hits every variant alike.
+        chosen = variants(device, args.compile, method_name, args.all_variants)
+        per_round = [args.steps - args.steps // 2, args.steps // 2] if args.steps > 1 else [1]
+        rounds: dict[str, list[dict[str, Any]]] = {variant: [] for variant in chosen}
+        for round_index, steps in enumerate(per_round):
+            order = list(chosen) if round_index % 2 == 0 else list(reversed(chosen))
+            for variant in order:
+                if rounds[variant] and "error" in rounds[variant][0]:
+                    continue
+                try:
+                    row, method = measure_training(method_name, backbone, config, chosen[variant], steps, args.warmup)
+                    rounds[variant].append(row)
+                    if variant == "baseline" and round_index == 0:
+                        trained = method
+                except Exception as error:  # noqa: BLE001 - a method or a switch that fails is reported, not fatal
+                    rounds[variant] = [{"error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:400]}]
+                    logger.warning("[%s] %s %s failed:\n%s", name, method_name, variant, traceback.format_exc())
+        for variant, rows in rounds.items():
+            record["train"][variant] = row = rows[0] if "error" in rows[0] else merge_rounds(rows, args.warmup)
+            if "error" not in row:
                 logger.info("[%s] %s %s: %.3f s/step, peak %.1f MiB", name, method_name, variant, row["seconds_per_step"], row["peak_memory_bytes"] / 2**20)
-            except Exception as error:  # noqa: BLE001 - a method or a switch that fails is reported, not fatal
-                record["train"][variant] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:400]}
-                logger.warning("[%s] %s %s failed:\n%s", name, method_name, variant, traceback.format_exc())
         base = record["train"].get("baseline", {})
         for variant, row in record["train"].items():
             if variant != "baseline" and "seconds_per_step" in row and "seconds_per_step" in base:
                 record["ratios"][variant] = {
                     "time": row["seconds_per_step"] / base["seconds_per_step"],
+                    "cpu_time": row["cpu_seconds_per_step"] / base["cpu_seconds_per_step"],
                     "peak_memory": row["peak_memory_bytes"] / base["peak_memory_bytes"] if base["peak_memory_bytes"] else None,
                     # same seed and inputs: a switch that does not change the computation gives the same losses
                     "loss_max_abs_diff": max(abs(a - b) for a, b in zip(row["loss_history"], base["loss_history"])),
@@ -458,11 +497,16 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         generation = record.get("generation", {})
         if "ratio" in generation:
-            out.append({"config": name, "target": "denoising step with motion applied <= 1.03 x plain", "measured": round(generation["ratio"], 4), "met": generation["ratio"] <= 1.03})
-        ratio = record.get("ratios", {}).get("gradient_checkpointing", {})
-        if name == "mid" and ratio.get("peak_memory") is not None:
-            cut = 1 - ratio["peak_memory"]
-            out.append({"config": name, "target": "gradient checkpointing cuts training peak memory by >= 35%", "measured": round(cut, 4), "met": cut >= 0.35})
+            cpu = report["meta"]["device"] == "cpu"  # process CPU time: robust to other processes on a shared machine
+            ratio = generation["cpu_ratio"] if cpu else generation["ratio"]
+            out.append({
+                "config": name, "target": "denoising step with motion applied <= 1.03 x plain", "measured": round(ratio, 4),
+                "measure": "process CPU time, medians" if cpu else "wall time, medians", "met": ratio <= 1.03,
+            })
+        memory = record.get("ratios", {}).get("gradient_checkpointing", {})
+        if name == "mid" and memory.get("peak_memory") is not None:
+            cut = 1 - memory["peak_memory"]
+            out.append({"config": name, "target": "gradient checkpointing cuts training peak memory by >= 35%", "measured": round(cut, 4), "measure": "peak memory", "met": cut >= 0.35})
     return out
 
 
@@ -475,7 +519,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- torch {meta['torch']}, diffusers {meta['diffusers']}, python {meta['python']}; {meta['date']}",
         f"- load average (1 min) at start / end: {meta['load_average_start']} / {meta.get('load_average_end')}",
         f"- command: `{meta['command']}`",
-        f"- timed training steps per variant: {meta['steps']} after {meta['warmup']} warm-up; {meta['memory_measure']}",
+        f"- timed training steps per variant: {meta['steps']} in two rounds (variants in opposite orders), each after {meta['warmup']} warm-up step(s); torch threads {meta['torch_threads']}",
+        "- wall time and process CPU time (all threads) are both reported; on a shared CPU the CPU time is the steadier measure",
+        f"- {meta['memory_measure']}",
         "",
     ]
     for name, entry in report["configs"].items():
@@ -491,44 +537,52 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"video {entry['video']['num_frames']}x{entry['video']['height']}x{entry['video']['width']}; "
             f"attention processors {unet['attention_processors']}; {entry.get('seconds', '?')} s for this config.",
             "",
-            "| method | variant | s / training step | x baseline | peak memory (MiB) | x baseline | final loss | max loss diff vs baseline |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| method | variant | s / training step (wall) | x baseline | CPU s / step | x baseline | peak memory (MiB) | x baseline | final loss | max loss diff vs baseline |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for method_name, record in entry["methods"].items():
             for variant, row in record["train"].items():
                 if "error" in row:
-                    lines.append(f"| {method_name} | {variant} | failed: {row['error'][:120]} | | | | | |")
+                    lines.append(f"| {method_name} | {variant} | failed: {row['error'][:120]} | | | | | | | |")
                     continue
                 ratio = record["ratios"].get(variant)
                 time_ratio = f"{ratio['time']:.2f}" if ratio else "1.00"
+                cpu_ratio = f"{ratio['cpu_time']:.2f}" if ratio else "1.00"
                 memory_ratio = ("n/a" if ratio["peak_memory"] is None else f"{ratio['peak_memory']:.2f}") if ratio else "1.00"
                 loss_diff = f"{ratio['loss_max_abs_diff']:.1e}" if ratio else ""
                 note = "" if row.get("compiled", True) else " (compile failed: ran uncompiled)"
                 lines.append(
                     f"| {method_name} | {variant}{note} | {row['seconds_per_step']:.3f} | {time_ratio} | "
-                    f"{row['peak_memory_bytes'] / 2**20:.1f} | {memory_ratio} | {row['final_loss']:.4f} | {loss_diff} |"
+                    f"{row['cpu_seconds_per_step']:.3f} | {cpu_ratio} | {row['peak_memory_bytes'] / 2**20:.1f} | {memory_ratio} | {row['final_loss']:.4f} | {loss_diff} |"
                 )
         lines += ["", "Denoising step (classifier-free guidance, batch 2), plain backbone vs motion applied, interleaved:", ""]
-        lines += ["| method | plain s / step | applied s / step | applied / plain (medians) | ratio of minimums |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "| method | plain s / step (wall) | applied s / step (wall) | applied / plain (wall medians) | ratio of wall minimums | plain CPU s / step | applied CPU s / step | applied / plain (CPU medians) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for method_name, record in entry["methods"].items():
             generation = record.get("generation", {})
             if "error" in generation:
-                lines.append(f"| {method_name} | failed: {generation['error'][:120]} | | | |")
+                lines.append(f"| {method_name} | failed: {generation['error'][:120]} | | | | | | |")
                 continue
             lines.append(
                 f"| {method_name} | {generation['plain_seconds_per_step']:.4f} | {generation['applied_seconds_per_step']:.4f} | "
-                f"{generation['ratio']:.3f} | {generation['ratio_of_minimums']:.3f} |"
+                f"{generation['ratio']:.3f} | {generation['ratio_of_minimums']:.3f} | {generation['plain_cpu_seconds_per_step']:.4f} | "
+                f"{generation['applied_cpu_seconds_per_step']:.4f} | {generation['cpu_ratio']:.3f} |"
             )
         processor = entry["processor"]
         lines += ["", f"Temporal attention processor alone ({processor['layer']}, rows x frames x channels {processor['rows_frames_channels']}):", ""]
-        lines += ["| processor | ms / call | x AttnProcessor2_0 |", "|---|---:|---:|"]
+        lines += ["| processor | ms / call (wall) | x AttnProcessor2_0 | CPU ms / call | x AttnProcessor2_0 |", "|---|---:|---:|---:|---:|"]
         for pname, seconds in processor["seconds_per_call"].items():
-            lines.append(f"| {pname} | {seconds * 1e3:.3f} | {processor['ratio_vs_AttnProcessor2_0'][pname]:.3f} |")
+            lines.append(
+                f"| {pname} | {seconds * 1e3:.3f} | {processor['ratio_vs_AttnProcessor2_0'][pname]:.3f} | "
+                f"{processor['cpu_seconds_per_call'][pname] * 1e3:.3f} | {processor['cpu_ratio_vs_AttnProcessor2_0'][pname]:.3f} |"
+            )
         lines.append("")
     if report.get("targets"):
-        lines += [f"## Targets ({PRIMARY_METHOD})", "", "| config | target | measured | met |", "|---|---|---:|---|"]
+        lines += [f"## Targets ({PRIMARY_METHOD})", "", "| config | target | measured | on | met |", "|---|---|---:|---|---|"]
         for target in report["targets"]:
-            lines.append(f"| {target['config']} | {target['target']} | {target['measured']} | {'yes' if target['met'] else 'no'} |")
+            lines.append(f"| {target['config']} | {target['target']} | {target['measured']} | {target['measure']} | {'yes' if target['met'] else 'no'} |")
         lines.append("")
     lines += ["## Notes", ""] + [f"- {note}" for note in report["notes"]] + [""]
     return "\n".join(lines)

@@ -55,13 +55,16 @@ def test_tiny_mode_runs_end_to_end_and_writes_valid_json(tmp_path):
     record = tiny["methods"]["motion_embeddings"]
     assert set(record["train"]) == {"baseline", "gradient_checkpointing", "bf16"}
     for variant, row in record["train"].items():
-        assert row["seconds_per_step"] > 0 and row["peak_memory_bytes"] > 0, variant
-        assert len(row["step_seconds"]) == 3  # 1 warm-up + 2 timed
+        assert row["seconds_per_step"] > 0 and row["cpu_seconds_per_step"] > 0 and row["peak_memory_bytes"] > 0, variant
+        assert row["timed_steps"] == 2 and [len(r) for r in row["step_seconds"]] == [2, 2]  # 2 rounds: 1 warm-up + 1 timed
     assert set(record["ratios"]) == {"gradient_checkpointing", "bf16"}
     assert record["ratios"]["gradient_checkpointing"]["peak_memory"] < 1.0
     generation = record["generation"]
     assert generation["plain_seconds_per_step"] > 0 and generation["applied_seconds_per_step"] > 0
     assert generation["ratio"] == pytest.approx(generation["applied_seconds_per_step"] / generation["plain_seconds_per_step"])
+    assert generation["cpu_ratio"] == pytest.approx(generation["applied_cpu_seconds_per_step"] / generation["plain_cpu_seconds_per_step"])
+    assert record["ratios"]["gradient_checkpointing"]["loss_max_abs_diff"] < 1e-4  # same computation, recomputed
+    assert [t["config"] for t in report["targets"]] == ["tiny"]
     processor = tiny["processor"]["seconds_per_call"]
     assert set(processor) == {"AttnProcessor2_0", "MotionEmbeddingAttnProcessor", "MotionEmbeddingAttnProcessor (before)"}
     markdown = (tmp_path / "cpu.md").read_text(encoding="utf-8")

@@ -105,6 +105,7 @@ class TrainingResult:
     steps: int = 0
     resumed_from_step: int = 0
     step_seconds: list[float] = field(default_factory=list)  # wall time of each step run here (not resumed ones)
+    step_cpu_seconds: list[float] = field(default_factory=list)  # process CPU time of each step (all threads)
     compiled: bool = False  # whether the UNet still ran compiled at the end (train.compile)
 
     @property
@@ -166,7 +167,7 @@ def train_motion(
     bar = tqdm(range(result.resumed_from_step, config.steps), desc=f"train {method.name}", disable=not config.progress_bar, initial=result.resumed_from_step, total=config.steps)
     with gradient_checkpointing(backbone.unet, config.gradient_checkpointing), compiled(backbone.unet, config.compile) as compile_state:
         for step in bar:
-            step_started = time.perf_counter()
+            step_started, step_cpu_started = time.perf_counter(), time.process_time()
             noise = torch.randn(latents.shape, generator=generator).to(latents)
             timesteps = method.sample_timesteps(num_timesteps, latents.shape[0], generator).to(backbone.device)
             noisy = scheduler.add_noise(latents, noise, timesteps)
@@ -207,6 +208,7 @@ def train_motion(
                 optimizer.step()
             result.loss_history.append(float(loss.item()))
             result.step_seconds.append(time.perf_counter() - step_started)
+            result.step_cpu_seconds.append(time.process_time() - step_cpu_started)
             bar.set_postfix(loss=f"{result.loss_history[-1]:.4f}")
             if checkpoint_path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
                 _save_checkpoint(checkpoint_path, fingerprint, step + 1, parameters, optimizer, generator, result)
