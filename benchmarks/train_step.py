@@ -487,6 +487,26 @@ def memory_note(device: torch.device) -> str:
     )
 
 
+def run_notes(report: dict[str, Any]) -> list[str]:
+    """Notes that depend on what was measured."""
+    notes = []
+    for name, entry in report["configs"].items():
+        generation = entry.get("methods", {}).get("vmc", {}).get("generation", {})
+        if "ratio" in generation:
+            notes.append(
+                f"Timing noise ({name}): a VMC artifact only swaps in projection weights of the same shapes (identical compute), "
+                f"so its applied/plain ratio, {generation['ratio']:.3f} wall / {generation['cpu_ratio']:.3f} CPU, shows this run's noise."
+            )
+    meta = report["meta"]
+    if meta["device"] == "cpu" and not meta.get("compile_measured"):
+        notes.append(
+            "train.compile is not measured on CPU by default (--compile on measures it): on this 2-core machine torch.compile "
+            "works (same losses within 1e-7) but the first step compiles for ~7 minutes (inductor C++); later tiny steps were "
+            "not measurably faster under load. On CUDA (--device cuda) it is measured."
+        )
+    return notes
+
+
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The project's targets for the primary method: generation with the motion applied within 3% of the plain
     backbone (tiny, mid), and gradient checkpointing cutting the mid config's training peak memory by >= 35%."""
@@ -553,7 +573,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 note = "" if row.get("compiled", True) else " (compile failed: ran uncompiled)"
                 lines.append(
                     f"| {method_name} | {variant}{note} | {row['seconds_per_step']:.3f} | {time_ratio} | "
-                    f"{row['cpu_seconds_per_step']:.3f} | {cpu_ratio} | {row['peak_memory_bytes'] / 2**20:.1f} | {memory_ratio} | {row['final_loss']:.4f} | {loss_diff} |"
+                    f"{row['cpu_seconds_per_step']:.3f} | {cpu_ratio} | {row['peak_memory_bytes'] / 2**20:.1f} | {memory_ratio} | {row['final_loss']:.4g} | {loss_diff} |"
                 )
         lines += ["", "Denoising step (classifier-free guidance, batch 2), plain backbone vs motion applied, interleaved:", ""]
         lines += [
@@ -647,6 +667,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "torch_threads": torch.get_num_threads(),
             "load_average_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
             "memory_measure": memory_note(device),
+            "compile_measured": args.compile == "on" or (args.compile == "auto" and device.type == "cuda"),
         },
         "notes": list(NOTES),
         "configs": {},
@@ -658,6 +679,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             report["configs"][name] = run_config(name, device, dtype, args, Path(workdir))
     report["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     report["targets"] = targets(report)
+    report["notes"] += run_notes(report)
     report["meta"]["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
