@@ -51,7 +51,7 @@ def prepare_references(
     """
     if on_error not in ("stop", "skip"):
         raise ValueError(f"ingest.on_error: '{on_error}' is not one of ['stop', 'skip']")
-    problems = problems_by_video(video_table(entries, frames_fps=frames_fps), rules)
+    problems = problems_by_video(video_table(entries, frames_fps=frames_fps, max_side=rules.max_side), rules)
     if problems and (on_error == "stop" or len(problems) == len(entries)):
         raise VideoValidationError([message for messages in problems.values() for message in messages])
     for name, messages in problems.items():

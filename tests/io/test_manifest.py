@@ -22,7 +22,7 @@ videos:
     target_prompts:
       - "a blue cube sliding on a wooden table"
   - name: pan-2
-    path: ../shared/pan_frames
+    path: shared/pan_frames
     prompt: "camera panning left"
     train_prompt: "camera panning"
     target_prompts: ["a forest", "a city"]
@@ -51,7 +51,7 @@ def test_load_yaml_manifest(tmp_path: Path) -> None:
         ),
         ManifestEntry(
             name="pan-2",
-            path=tmp_path / "shared" / "pan_frames",
+            path=base / "shared" / "pan_frames",
             prompt="camera panning left",
             train_prompt="camera panning",
             target_prompts=("a forest", "a city"),
@@ -63,6 +63,17 @@ def test_load_yaml_manifest(tmp_path: Path) -> None:
 def test_absolute_path_is_kept(tmp_path: Path) -> None:
     (only,) = load_manifest({"videos": [entry(path="/videos/x.mov")]}, tmp_path)
     assert only.path == Path("/videos/x.mov")
+
+
+@pytest.mark.parametrize("path", ["../secret.mp4", "clips/../../secret.mp4"])
+def test_relative_path_may_not_leave_the_manifest_folder(tmp_path: Path, path: str) -> None:
+    with pytest.raises(ManifestError) as error:
+        load_manifest({"videos": [entry(path=path)]}, tmp_path / "raw")
+    assert str(error.value).count("\n") == 0
+    assert f"path '{path}' points outside the manifest folder" in str(error.value)
+    # ".." that stays inside is fine
+    (only,) = load_manifest({"videos": [entry(path="clips/../clip.mp4")]}, tmp_path / "raw")
+    assert only.path == tmp_path / "raw" / "clip.mp4"
 
 
 def test_shipped_sample_manifest_points_at_existing_files() -> None:

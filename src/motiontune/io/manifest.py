@@ -4,7 +4,7 @@ YAML form (``data/01_raw/manifest.yml``)::
 
     videos:
       - name: ball_right          # [a-z0-9_-]+, unique
-        path: ball_right.mp4      # relative to the manifest's folder, or absolute;
+        path: ball_right.mp4      # relative to the manifest's folder (no ../ out of it), or absolute;
                                   # a video file or a folder of frames
         prompt: "a red ball rolling to the right on a gray floor"
         train_prompt: null        # optional: overrides the automatic simplified prompt
@@ -100,6 +100,12 @@ def _parse_entry(raw: Any, position: int, base_dir: Path, from_csv: bool) -> Man
         raise ManifestError(f"{label}: path must be a string, got {path!r}")
     # abspath also folds "..", so messages show a clean path.
     absolute_path = Path(os.path.abspath(Path(base_dir) / Path(path).expanduser()))
+    if not Path(path).expanduser().is_absolute() and not absolute_path.is_relative_to(os.path.abspath(base_dir)):
+        # A shared manifest must not reach files outside its folder by "../"; an absolute path says it means to.
+        raise ManifestError(
+            f"{label}: path '{path}' points outside the manifest folder {base_dir} "
+            "(write an absolute path to use a file elsewhere)"
+        )
 
     prompt = raw.get("prompt")
     if from_csv and _is_blank(prompt):

@@ -31,9 +31,9 @@ VIDEO_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 # Rule ids, in the order messages are reported for one video.
-_RULE_ORDER: tuple[str, ...] = ("readable", "frames", "fps", "size", "prompt")
+_RULE_ORDER: tuple[str, ...] = ("readable", "frames", "fps", "size", "aspect", "prompt")
 # An unreadable file has no frames/fps/size worth reporting; prompt problems still count.
-_RULES_SKIPPED_WHEN_UNREADABLE = frozenset({"frames", "fps", "size"})
+_RULES_SKIPPED_WHEN_UNREADABLE = frozenset({"frames", "fps", "size", "aspect"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class VideoRules:
     max_fps: float = 240.0
     min_side: int = 16
     max_side: int = 8192
+    # Longer side / shorter side. Center-cropping a 32:9 clip to a square keeps under a third of it.
+    max_aspect_ratio: float = 4.0
 
 
 class VideoValidationError(ValueError):
@@ -69,17 +71,19 @@ def video_table(
     entries: Sequence[ManifestEntry],
     frames_fps: float,
     relative_to: str | os.PathLike[str] | None = None,
+    max_side: int | None = None,
 ) -> pd.DataFrame:
     """Probe each entry into one row: name, path, prompt, readable, num_frames, fps, height, width, error.
 
     ``frames_fps`` is the rate of a folder of frames unless the entry sets
     ``fps``. ``path`` is written relative to ``relative_to`` (default: the
-    current directory, i.e. the project root under Kedro) when inside it.
+    current directory, i.e. the project root under Kedro) when inside it. A
+    video declaring a side over ``max_side`` is not decoded (see :func:`probe_video`).
     """
     root = Path(relative_to) if relative_to is not None else Path.cwd()
     rows: list[dict[str, Any]] = []
     for entry in entries:
-        info = probe_video(entry.path, frames_fps=entry.fps if entry.fps is not None else frames_fps)
+        info = probe_video(entry.path, frames_fps=entry.fps if entry.fps is not None else frames_fps, max_side=max_side)
         rows.append(
             {
                 "name": entry.name,
@@ -114,6 +118,9 @@ def _expectations(rules: VideoRules) -> list[Any]:
         ),
         gxe.ExpectColumnValuesToBeBetween(
             column="width", min_value=rules.min_side, max_value=rules.max_side, meta={"rule": "size"}
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="aspect_ratio", max_value=rules.max_aspect_ratio, meta={"rule": "aspect"}
         ),
         # Regex expectations skip nulls, so null and blank prompts need one expectation each.
         gxe.ExpectColumnValuesToNotBeNull(column="prompt", meta={"rule": "prompt"}),
@@ -174,6 +181,11 @@ def _message(row: pd.Series, rule: str, rules: VideoRules) -> str:
             f"{path}: size {row['width']}x{row['height']} outside "
             f"[{rules.min_side}, {rules.max_side}] pixels per side"
         )
+    if rule == "aspect":
+        return (
+            f"{path}: aspect ratio {row['width']}x{row['height']} is beyond "
+            f"max_aspect_ratio={rules.max_aspect_ratio:g} (longer side / shorter side)"
+        )
     return f"{path}: prompt is missing or empty"
 
 
@@ -181,7 +193,8 @@ def problems_by_video(table: pd.DataFrame, rules: VideoRules) -> dict[str, list[
     """Check the :func:`video_table` rows against ``rules`` with Great Expectations.
 
     Rules: readable; num_frames >= min_frames; min_fps <= fps <= max_fps;
-    min_side <= height, width <= max_side; prompt not null and not blank.
+    min_side <= height, width <= max_side; longer / shorter side <= max_aspect_ratio;
+    prompt not null and not blank.
     Returns ``{entry name: messages}`` for the failing entries only, in table order, each message like
     ``"data/01_raw/y.gif: has 1 frames, fewer than num_frames=8"``; an unreadable video reports only
     that (and a bad prompt).
@@ -193,6 +206,8 @@ def problems_by_video(table: pd.DataFrame, rules: VideoRules) -> dict[str, list[
         return {}
     # GX reports index labels; a fresh 0..n-1 index makes them row positions.
     table = table.reset_index(drop=True)
+    shorter, longer = table[["height", "width"]].min(axis=1), table[["height", "width"]].max(axis=1)
+    table = table.assign(aspect_ratio=(longer / shorter.where(shorter > 0)).fillna(0.0).astype("float64"))
     failures = _run_expectations(table, rules)
 
     problems: dict[str, list[str]] = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,6 +21,8 @@ import av
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from motiontune.io.atomic import write_atomically
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif")
 FRAME_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
@@ -104,22 +105,49 @@ def _fps_from_stream(stream: av.video.stream.VideoStream, timestamps: list[float
     return 0.0
 
 
-def _decode_container(path: Path, keep_pixels: bool) -> tuple[list[np.ndarray], int, float, int, int]:
+def _constant_rate_indices(timestamps: list[float], fps: float) -> np.ndarray | None:
+    """For a variable-frame-rate clip, the frame shown at each tick of a ``fps`` clock, else None.
+
+    A player holds each frame until the next one's timestamp; sampling that at a constant rate gives the
+    clip as it looks, which is what frame-index resampling downstream assumes. Clips whose frame spacing
+    varies by less than half a tick are left as they are (timestamp rounding, not variable rate).
+    """
+    if fps <= 0 or len(timestamps) < 3:
+        return None
+    times = np.asarray(timestamps, dtype=np.float64)
+    spacing = np.diff(times)
+    if spacing.min() <= 0 or np.ptp(spacing) < 0.5 / fps:
+        return None
+    ticks = times[0] + np.arange(int(np.floor((times[-1] - times[0]) * fps + 1e-6)) + 1) / fps
+    return np.searchsorted(times, ticks + 1e-6, side="right") - 1
+
+
+def _decode_container(
+    path: Path, keep_pixels: bool, max_side: int | None = None
+) -> tuple[list[np.ndarray], int, float, int, int]:
     """Decode every frame of a container file.
 
     Returns (frames, num_frames, fps, height, width); ``frames`` is empty unless
     ``keep_pixels``.  Frame counts come from decoding because container headers
-    are often wrong or missing.
+    are often wrong or missing. A variable-frame-rate clip comes back at its
+    average rate (see :func:`_constant_rate_indices`). With ``max_side`` set, a
+    stream whose declared size exceeds it is not decoded (a crafted header must
+    not allocate gigabytes): the header's size and frame count come back instead.
     """
     _check_file(path)
     frames: list[np.ndarray] = []
     timestamps: list[float] = []
+    all_timed = True
     height = width = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoInputError(path, "unreadable video (no video stream)")
             stream = container.streams.video[0]
+            context = stream.codec_context  # None when the stream's codec parameters are unreadable
+            declared = (int(getattr(context, "height", 0) or 0), int(getattr(context, "width", 0) or 0))
+            if max_side is not None and max(declared) > max_side:
+                return [], int(stream.frames or 0), _fps_from_stream(stream, []), *declared
             for frame in container.decode(stream):
                 if not timestamps:
                     height, width = frame.height, frame.width
@@ -129,6 +157,7 @@ def _decode_container(path: Path, keep_pixels: bool) -> tuple[list[np.ndarray], 
                         f"unreadable video (frame size changes from {width}x{height} "
                         f"to {frame.width}x{frame.height})",
                     )
+                all_timed = all_timed and frame.time is not None
                 timestamps.append(float(frame.time) if frame.time is not None else float(len(timestamps)))
                 if keep_pixels:
                     # rgb24 conversion also resolves GIF palettes and drops alpha.
@@ -140,14 +169,17 @@ def _decode_container(path: Path, keep_pixels: bool) -> tuple[list[np.ndarray], 
         raise VideoInputError(path, f"unreadable video ({_av_reason(exc)})") from None
     if not timestamps:
         raise VideoInputError(path, "unreadable video (contains no frames)")
-    return frames, len(timestamps), fps, height, width
+    indices = _constant_rate_indices(timestamps, fps) if all_timed else None
+    if indices is None:
+        return frames, len(timestamps), fps, height, width
+    return [frames[i] for i in indices] if keep_pixels else [], len(indices), fps, height, width
 
 
 def _open_frame_image(path: Path, folder: Path) -> Image.Image:
     """Open one still of a frame folder, or raise a one-line error naming it."""
     try:
         return Image.open(path)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         reason = "not an image" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise VideoInputError(folder, f"unreadable video ({path.name}: {reason})") from None
 
@@ -189,11 +221,12 @@ def _read_folder(folder: Path, keep_pixels: bool) -> tuple[list[np.ndarray], int
     return frames, count, height, width
 
 
-def probe_video(path: str | os.PathLike[str], frames_fps: float = 8.0) -> VideoInfo:
+def probe_video(path: str | os.PathLike[str], frames_fps: float = 8.0, max_side: int | None = None) -> VideoInfo:
     """Decode ``path`` once to learn frame count, fps and size; never raises for bad input.
 
     ``path`` is a video file or a folder of frames; ``frames_fps`` is the rate
-    assumed for a folder, which has none of its own.
+    assumed for a folder, which has none of its own. A video whose declared
+    size exceeds ``max_side`` is reported from its header without decoding.
     """
     path = Path(path)
     try:
@@ -201,7 +234,7 @@ def probe_video(path: str | os.PathLike[str], frames_fps: float = 8.0) -> VideoI
             _, num_frames, height, width = _read_folder(path, keep_pixels=False)
             fps = float(frames_fps)
         else:
-            _, num_frames, fps, height, width = _decode_container(path, keep_pixels=False)
+            _, num_frames, fps, height, width = _decode_container(path, keep_pixels=False, max_side=max_side)
     except VideoInputError as exc:
         # The rule reads "unreadable video (<reason>)": keep only the reason.
         match = re.fullmatch(r"unreadable video \((.*)\)", exc.rule, flags=re.DOTALL)
@@ -329,14 +362,6 @@ def _check_frames_to_write(frames: np.ndarray) -> None:
         raise ValueError(f"frames must be uint8, got {frames.dtype}")
 
 
-def _atomic_target(path: Path) -> Path:
-    """A fresh temporary file next to ``path`` (same filesystem, so os.replace is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    return Path(temporary)
-
-
 def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: float, crf: int = 18) -> Path:
     """Write uint8 (F, H, W, 3) RGB frames as an H.264 yuv420p mp4; returns ``path``.
 
@@ -353,12 +378,10 @@ def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: float, cr
         raise ValueError(f"{path}: H.264 yuv420p needs even height and width, got {width}x{height}")
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"{path}: fps must be a positive number, got {fps}")
-    temporary = _atomic_target(path)
-    try:
+
+    def encode(temporary: Path) -> None:
         with av.open(str(temporary), mode="w", format="mp4") as container:
-            stream = container.add_stream(
-                "libx264", rate=Fraction(fps).limit_denominator(_MAX_FPS_DENOMINATOR)
-            )
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(_MAX_FPS_DENOMINATOR))
             stream.width, stream.height = width, height
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": str(int(crf))}
@@ -366,9 +389,8 @@ def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: float, cr
                 video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
                 container.mux(stream.encode(video_frame))
             container.mux(stream.encode(None))  # flush the encoder's delayed frames
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+
+    write_atomically(path, encode)
     return path
 
 
@@ -385,17 +407,10 @@ def write_gif(path: str | os.PathLike[str], frames: np.ndarray, fps: float) -> P
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"{path}: fps must be a positive number, got {fps}")
     images = [Image.fromarray(frame) for frame in frames]
-    temporary = _atomic_target(path)
-    try:
-        images[0].save(
-            temporary,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=1000.0 / fps,
-            loop=0,
-        )
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomically(
+        path,
+        lambda temporary: images[0].save(
+            temporary, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0
+        ),
+    )
     return path

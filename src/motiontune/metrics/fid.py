@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from motiontune.io.atomic import write_atomically
 from motiontune.io.video import FRAME_SUFFIXES, VIDEO_SUFFIXES, read_video
 
 logger = logging.getLogger(__name__)
@@ -274,12 +275,11 @@ def load_reference_images(
 
 def save_statistics(path: str | os.PathLike[str], mu: np.ndarray, sigma: np.ndarray) -> Path:
     """Store reference statistics as ``.npz`` (arrays only, no pickle) so a fixed reference set is featurised once."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(temporary, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64))
-    os.replace(temporary, path)
-    return path
+    return write_atomically(
+        path,
+        lambda temporary: np.savez(temporary, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64)),
+        suffix=".npz",
+    )
 
 
 def load_statistics(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

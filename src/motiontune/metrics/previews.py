@@ -7,7 +7,6 @@ font on a header strip above each panel, so no font files are needed.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from motiontune.io.atomic import write_atomically
 from motiontune.io.video import resample_indices
 
 Color = tuple[int, int, int]
@@ -211,14 +211,5 @@ def save_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temporary = Path(temporary_name)
-    try:
-        Image.fromarray(image).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    write_atomically(path, lambda temporary: Image.fromarray(image).save(temporary, format="PNG"))
+    return Path(path)

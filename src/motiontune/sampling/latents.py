@@ -14,11 +14,11 @@ class PromptError(ValueError):
     """A prompt the text encoder cannot take."""
 
 
-@torch.no_grad()
-def encode_prompts(backbone: Backbone, prompts: Sequence[str]) -> torch.Tensor:
-    """CLIP text embeddings (len(prompts), L, D), padded to the tokenizer's max length (77 for CLIP).
+def check_prompts(backbone: Backbone, prompts: Sequence[str]) -> int:
+    """Raise :class:`PromptError` for a prompt longer than the text encoder's window; returns the window.
 
-    A prompt longer than the text encoder's window is rejected rather than silently cut.
+    Called on every prompt of a run before any work starts, so a too-long target prompt fails in a second,
+    not after training.
     """
     tokenizer = backbone.tokenizer
     max_length = min(int(tokenizer.model_max_length), int(backbone.text_encoder.config.max_position_embeddings))
@@ -28,7 +28,17 @@ def encode_prompts(backbone: Backbone, prompts: Sequence[str]) -> torch.Tensor:
             raise PromptError(
                 f"prompt '{prompt[:60]}...': {count} tokens, more than the text encoder takes ({max_length})"
             )
-    tokens = tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    return max_length
+
+
+@torch.no_grad()
+def encode_prompts(backbone: Backbone, prompts: Sequence[str]) -> torch.Tensor:
+    """CLIP text embeddings (len(prompts), L, D), padded to the tokenizer's max length (77 for CLIP).
+
+    A prompt longer than the text encoder's window is rejected rather than silently cut.
+    """
+    max_length = check_prompts(backbone, prompts)
+    tokens = backbone.tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
     output = backbone.text_encoder(tokens.input_ids.to(backbone.device))
     return output.last_hidden_state.to(backbone.dtype)
 

@@ -11,14 +11,18 @@ import torch
 from motiontune.features import encode_reference
 from motiontune.io.clip import VideoClip
 from motiontune.pipelines.backbones import backbone_from_params
+from motiontune.references import target_prompts
+from motiontune.sampling.latents import check_prompts
 
 
 def encode_references(
     reference_clips: dict[str, Callable[[], VideoClip]], clip_metadata: pd.DataFrame, backbone: dict[str, Any], encode: dict[str, Any]
 ) -> dict[str, dict[str, torch.Tensor]]:
     model = backbone_from_params(backbone)
+    rows = clip_metadata.to_dict(orient="records")
+    check_prompts(model, [prompt for row in rows for prompt in (row["train_prompt"], *target_prompts(row))])
     features = {}
-    for row in clip_metadata.to_dict(orient="records"):
+    for row in rows:
         name = row["name"]
         if name not in reference_clips:
             raise ValueError(f"encode: no clip for '{name}' in data/02_intermediate/clips; rerun ingest")
