@@ -12,6 +12,12 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
 }
 
-from motiontune.pipelines.hooks import ParameterCheckHooks  # noqa: E402
+from motiontune.pipelines.hooks import ParameterCheckHooks, ResilientMlflowHook, RunIsolationHooks  # noqa: E402
 
-HOOKS = (ParameterCheckHooks(),)
+# kedro-mlflow's hook is registered below, wrapped, instead of by its entry point: an unreachable or locked
+# tracking backend then costs one warning, not the run (see ResilientMlflowHook). Kedro matches the
+# distribution's metadata name, `kedro_mlflow` for kedro-mlflow 2.0; both spellings are listed.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
+
+# pluggy calls hooks last to first: parameters are checked before the MLflow run starts.
+HOOKS = (ResilientMlflowHook(), RunIsolationHooks(), ParameterCheckHooks())

@@ -1,7 +1,8 @@
 """Log motions, losses, videos and metrics to the active MLflow run.
 
 A tracking failure (server down, database locked) must not lose a run whose outputs are already on disk,
-so every call here warns and carries on.
+so every call here warns and carries on; when the backend itself is down, tracking is suspended for the rest
+of the run (``motiontune.tracking.health``) and the later calls are skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from motiontune.io.clip import VideoClip
 from motiontune.motion.artifact import MotionArtifact, save_motion_artifact
+from motiontune.tracking import health
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +27,24 @@ def _metric_key(*parts: str) -> str:
 
 
 def _active_run() -> Any:
+    """The active MLflow run, or None (none, or tracking suspended because the backend is down)."""
+    if health.suspended() is not None:
+        return None
     import mlflow
 
     return mlflow.active_run()
+
+
+def _not_logged(what: str, error: BaseException) -> None:
+    """Warn that ``what`` was not logged; suspend tracking if the backend itself is down (never raises)."""
+    try:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+        logger.warning("MLflow: %s not logged to %s (%s)", what, uri, health.describe_error(error))
+        health.after_failure(what, error, uri)
+    except Exception as other:  # noqa: BLE001
+        logger.warning("MLflow: %s not logged (%s; %s)", what, error, other)
 
 
 def log_training(name: str, artifact: MotionArtifact, loss_history: Sequence[float], seconds: float) -> None:
@@ -55,7 +72,7 @@ def log_training(name: str, artifact: MotionArtifact, loss_history: Sequence[flo
             save_motion_artifact(Path(scratch) / name, artifact)
             mlflow.log_artifacts(str(Path(scratch) / name), artifact_path=f"motions/{name}")
     except Exception as error:  # noqa: BLE001 - tracking must never fail the run
-        logger.warning("MLflow: training of '%s' not logged (%s)", name, error)
+        _not_logged(f"training of '{name}'", error)
 
 
 def _run_tags(name: str, artifact: MotionArtifact) -> dict[str, str]:
@@ -86,7 +103,7 @@ def log_videos(videos: Mapping[str, VideoClip], artifact_dir: str = "videos") ->
                 write_video(Path(scratch) / f"{video_id}.mp4", clip.frames, clip.fps)
             mlflow.log_artifacts(scratch, artifact_path=artifact_dir)
     except Exception as error:  # noqa: BLE001
-        logger.warning("MLflow: generated videos not logged (%s)", error)
+        _not_logged(f"videos ({artifact_dir}/)", error)
 
 
 def log_evaluation(name: str, metrics: Mapping[str, Any]) -> None:
@@ -100,7 +117,7 @@ def log_evaluation(name: str, metrics: Mapping[str, Any]) -> None:
         mlflow.log_metrics(values)
         mlflow.log_dict(dict(metrics), f"metrics/{name}/metrics.json")
     except Exception as error:  # noqa: BLE001
-        logger.warning("MLflow: metrics of '%s' not logged (%s)", name, error)
+        _not_logged(f"metrics of '{name}'", error)
 
 
 def log_benchmark(summary: Any, markdown: str) -> None:
@@ -118,4 +135,4 @@ def log_benchmark(summary: Any, markdown: str) -> None:
                     mlflow.log_metric(_metric_key("benchmark", str(record["Method"]), column), float(value))
         mlflow.log_text(markdown, "benchmark/summary.md")
     except Exception as error:  # noqa: BLE001
-        logger.warning("MLflow: benchmark summary not logged (%s)", error)
+        _not_logged("benchmark summary", error)
