@@ -11,6 +11,11 @@ import pytest
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Under pytest-xdist the cores are shared by the workers (and the kedro/dvc subprocesses they start): one
+# worker's torch must not take them all. Set before torch is imported.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY_BACKBONE = PROJECT_ROOT / "data" / "06_models" / "backbones" / "tiny-t2v"

@@ -27,7 +27,9 @@ def copy_project(source: Path, target: Path) -> Path:
 
 
 def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "200"}
+    # As a user runs it: no MLFLOW_* left in this process's environment by other tests (registry URI, experiment).
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env.update({"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "200"})
     command = [sys.executable, "-m", "kedro", "run", *args]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
 

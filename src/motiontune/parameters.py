@@ -9,7 +9,7 @@ from typing import Any
 from motiontune.backbone.structure import BLOCK_PRESETS
 from motiontune.metrics.trackers import TRACKERS
 from motiontune.motion.embeddings import DEBIAS_MODES
-from motiontune.motion.methods import build_method
+from motiontune.motion.methods import build_method, recommended_inference
 from motiontune.motion.customize import training_config_for
 from motiontune.sampling.generation import GenerationConfig
 from motiontune.sampling.noise import NOISE_INITS
@@ -47,6 +47,7 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
         method = train.get("method")
         options = train.get(method) or {}
         _check(problems, lambda: build_method(method, options))
+        _check(problems, lambda: recommended_inference(method, options))
         blocks = options.get("blocks")
         if method == "motion_embeddings" and isinstance(blocks, str) and blocks not in BLOCK_PRESETS:
             problems.append(f"train.{method}.blocks: '{blocks}' is not a preset ({list(BLOCK_PRESETS)}) or a list of module paths")

@@ -11,39 +11,14 @@ from motiontune.motion.methods import TrainingBatch, build_method, recommended_t
 from motiontune.motion.motion_director import MotionDirectorMethod
 from motiontune.motion.training import TrainingConfig, train_motion
 
-FRAMES, PIXELS = 4, 32  # latents (1, 4, 4, 8, 8)
+from motion_helpers import FRAMES, PIXELS, random_reference
+
+pytestmark = pytest.mark.usefixtures("restore_unet")
 
 
 @pytest.fixture(scope="module")
 def reference():
-    generator = torch.Generator().manual_seed(5)
-    return {
-        "latents": torch.randn(1, 4, FRAMES, 8, 8, generator=generator),
-        "prompt_embeds": torch.randn(1, 77, 32, generator=generator),
-        "row": {"num_frames": FRAMES, "height": PIXELS, "width": PIXELS, "source_path": "ref.mp4", "source_sha256": "0" * 64, "train_prompt": "a ball rolls"},
-    }
-
-
-@pytest.fixture(autouse=True)
-def restore_unet(tiny_backbone):
-    """The backbone is shared by the whole session: put modules, parameters and processors back whatever happens."""
-    unet = tiny_backbone.unet
-    saved = [(module, dict(module._modules), dict(module._parameters)) for module in unet.modules()]
-    processors = {name: module.processor for name, module in unet.named_modules() if hasattr(module, "set_processor")}
-    try:
-        yield
-    finally:
-        for module, children, parameters in saved:
-            module._modules.clear()
-            module._modules.update(children)
-            module._parameters.clear()
-            module._parameters.update(parameters)
-        modules = dict(unet.named_modules())
-        for name, processor in processors.items():
-            modules[name].set_processor(processor)
-        if hasattr(unet, "peft_config"):
-            del unet.peft_config
-        unet.requires_grad_(False)
+    return random_reference(5)
 
 
 def quick(**overrides):
@@ -175,7 +150,9 @@ def test_artifact_is_the_temporal_lora_round_trip_and_restoration(tiny_backbone,
         {"latents": reference["latents"], "prompt_embeds": reference["prompt_embeds"]}, reference["row"],
     )
     assert artifact.tensors and not any(".attentions." in key for key in artifact.tensors)  # no spatial LoRA
-    assert artifact.manifest["inference_defaults"] == {"noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0}
+    assert artifact.manifest["inference_defaults"] == {
+        "noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0, "guidance_scale": 10.0, "steps": 50,
+    }
     assert artifact.manifest["hyperparameters"]["lora_config"]["r"] == 4
     loaded = load_motion_artifact(save_motion_artifact(tmp_path / "motion", artifact))
     with MotionDirectorMethod.applied(tiny_backbone, artifact.tensors, {}):

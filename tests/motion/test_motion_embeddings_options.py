@@ -7,33 +7,14 @@ from motiontune.motion.losses import get_loss
 from motiontune.motion.methods import MotionEmbeddingsMethod, build_method, recommended_training
 from motiontune.motion.training import TrainingConfig, train_motion
 
-FRAMES, PIXELS = 4, 32  # latents (1, 4, 4, 8, 8)
+from motion_helpers import FRAMES, PIXELS, random_reference
+
+pytestmark = pytest.mark.usefixtures("restore_unet")
 
 
 @pytest.fixture(scope="module")
 def reference():
-    generator = torch.Generator().manual_seed(6)
-    return {"latents": torch.randn(1, 4, FRAMES, 8, 8, generator=generator), "prompt_embeds": torch.randn(1, 77, 32, generator=generator)}
-
-
-@pytest.fixture(autouse=True)
-def restore_unet(tiny_backbone):
-    """The backbone is shared by the whole session: put processors and parameters back whatever happens."""
-    unet = tiny_backbone.unet
-    saved = [(module, dict(module._modules), dict(module._parameters)) for module in unet.modules()]
-    processors = {name: module.processor for name, module in unet.named_modules() if hasattr(module, "set_processor")}
-    try:
-        yield
-    finally:
-        for module, children, parameters in saved:
-            module._modules.clear()
-            module._modules.update(children)
-            module._parameters.clear()
-            module._parameters.update(parameters)
-        modules = dict(unet.named_modules())
-        for name, processor in processors.items():
-            modules[name].set_processor(processor)
-        unet.requires_grad_(False)
+    return random_reference(6)
 
 
 def train_two_steps(backbone, reference, **options):
@@ -130,6 +111,8 @@ def test_every_method_block_in_conf_equals_the_constructor_defaults(project_root
         for key, value in train[name].items():
             if key == "training":
                 assert value == type(method).training_defaults, name
+            elif key == "inference":
+                assert value == {k: type(method).inference_defaults[k] for k in value}, name
             else:
                 default = defaults[key].default
                 assert (list(default) if isinstance(default, tuple) else default) == value, f"train.{name}.{key}"

@@ -103,3 +103,39 @@ def test_artifact_round_trip_and_refusals(tiny_backbone, reference, tmp_path):
     (tmp_path / "motion" / "motion.safetensors").write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="does not match the sha256"):
         load_motion_artifact(tmp_path / "motion")
+
+
+def test_same_seed_same_artifact_other_seed_other_artifact(tiny_backbone, reference):
+    def run(seed):
+        method = MotionEmbeddingsMethod(blocks="deep")
+        method.prepare(tiny_backbone, 8, 64, 64)
+        train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"], quick(seed=seed))
+        return method.artifact_tensors()
+
+    first, again, other = run(0), run(0), run(1)
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert not all(torch.equal(first[key], other[key]) for key in first)
+
+
+def test_nan_mid_run_stops_naming_the_step_and_cause_and_keeps_the_last_good_checkpoint(tiny_backbone, reference, tmp_path):
+    from safetensors import safe_open
+
+    from motiontune.motion.training import CHECKPOINT_FILE
+
+    method = MotionEmbeddingsMethod(blocks="deep")
+    method.prepare(tiny_backbone, 8, 64, 64)
+    real_loss = method.training_loss
+
+    def loss_turning_nan(backbone, batch):
+        loss = real_loss(backbone, batch)
+        return loss * float("nan") if batch.step == 3 else loss
+
+    method.training_loss = loss_turning_nan
+    with pytest.raises(TrainingDivergedError) as error:
+        train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"], quick(steps=6, checkpoint_every=2), tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "loss became nan at step 3" in message
+    assert "lower train.learning_rate (now 0.05)" in message and "float32" in message
+    with safe_open(str(tmp_path / CHECKPOINT_FILE), framework="pt") as handle:
+        assert handle.metadata()["step"] == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]

@@ -10,37 +10,14 @@ from motiontune.motion.methods import build_method, recommended_training
 from motiontune.motion.training import TrainingConfig, train_motion
 from motiontune.motion.vmc import VMCMethod
 
-FRAMES, PIXELS = 4, 32  # latents (1, 4, 4, 8, 8) keep a CPU step well under a second
+from motion_helpers import FRAMES, PIXELS, random_reference
+
+pytestmark = pytest.mark.usefixtures("restore_unet")
 
 
 @pytest.fixture(scope="module")
 def reference():
-    generator = torch.Generator().manual_seed(3)
-    return {
-        "latents": torch.randn(1, 4, FRAMES, 8, 8, generator=generator),
-        "prompt_embeds": torch.randn(1, 77, 32, generator=generator),
-        "row": {"num_frames": FRAMES, "height": PIXELS, "width": PIXELS, "source_path": "ref.mp4", "source_sha256": "0" * 64, "train_prompt": "a ball rolls"},
-    }
-
-
-@pytest.fixture(autouse=True)
-def restore_unet(tiny_backbone):
-    """The backbone is shared by the whole session: put modules, parameters and processors back whatever happens."""
-    unet = tiny_backbone.unet
-    saved = [(module, dict(module._modules), dict(module._parameters)) for module in unet.modules()]
-    processors = {name: module.processor for name, module in unet.named_modules() if hasattr(module, "set_processor")}
-    try:
-        yield
-    finally:
-        for module, children, parameters in saved:
-            module._modules.clear()
-            module._modules.update(children)
-            module._parameters.clear()
-            module._parameters.update(parameters)
-        modules = dict(unet.named_modules())
-        for name, processor in processors.items():
-            modules[name].set_processor(processor)
-        unet.requires_grad_(False)
+    return random_reference(3)
 
 
 def quick(**overrides):
@@ -136,7 +113,7 @@ def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_
         tiny_backbone, "vmc", {"vmc_form": "paper"}, quick(learning_rate=1e-2),
         {"latents": reference["latents"], "prompt_embeds": reference["prompt_embeds"]}, reference["row"],
     )
-    assert artifact.manifest["inference_defaults"] == {"noise_init": "inversion"}
+    assert artifact.manifest["inference_defaults"] == {"noise_init": "inversion", "guidance_scale": 10.0, "steps": 50}
     assert artifact.manifest["hyperparameters"]["vmc_form"] == "paper"
     assert len(artifact.manifest["blocks"]) == 7
     loaded = load_motion_artifact(save_motion_artifact(tmp_path / "motion", artifact))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri()
+    # set_registry_uri / set_experiment also write MLFLOW_* variables that kedro subprocesses of later tests inherit
+    environment = {key: value for key, value in os.environ.items() if key.startswith("MLFLOW_")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     experiment = mlflow.create_experiment("registry-test", artifact_location=(root / "mlruns").as_uri())
@@ -57,6 +60,9 @@ def store(tmp_path_factory):
     yield uri
     mlflow.set_tracking_uri(previous)
     mlflow.set_registry_uri(previous)
+    for key in [key for key in os.environ if key.startswith("MLFLOW_")]:
+        del os.environ[key]
+    os.environ.update(environment)
 
 
 def train_once(reference, backbone_params, tmp_path, steps=1):
@@ -232,3 +238,31 @@ def test_dvc_reports_loss_curves_and_metrics_summary(tmp_path):
     (tmp_path / "b" / "metrics.json").unlink()
     with pytest.raises(FileNotFoundError, match="b/metrics.json"):
         write_metrics_summary(tmp_path, tmp_path / "meta.csv", tmp_path / "summary.json")
+
+
+def test_pipeline_and_registry_generation_use_the_same_noise_for_the_same_seed(store, reference, backbone_params, tmp_path):
+    """MotionDirector issue #18: videos made after training and videos made later from the stored motion must
+    be the same for the same seed (same noise init, same reference inversion, same sampler)."""
+    import mlflow
+
+    from motiontune.pipelines.generate.nodes import generate_videos
+    from motiontune.pipelines.train.nodes import train_motions
+
+    features, metadata = reference
+    train = {
+        "method": "motion_embeddings", "steps": 1, "seed": 0, "learning_rate": 0.05, "checkpoint_every": 0,
+        "progress_bar": False, "checkpoint_root": str(tmp_path), "motion_embeddings": {"blocks": "deep"},
+    }
+    with mlflow.start_run():
+        artifacts, _ = train_motions(lazy(features), metadata, backbone_params, train)
+    generate = {"seed": 7, "steps": 2, "progress_bar": False}
+    pipeline_videos = generate_videos(lazy(artifacts), lazy(features), metadata, backbone_params, VIDEO, generate)
+    prompts = [prompt.strip() for prompt in metadata.loc[0, "target_prompts"].split("|")]
+    assert artifacts["ball_right"].manifest["inference_defaults"]["noise_init"] != "random"  # the inversion matters
+
+    model = mlflow.pyfunc.load_model("models:/motion-ball_right@latest")
+    standalone = model.predict(prompts[::-1], params={"steps": 2, "seed": 7})
+    pipeline_frames = [clip.frames for _, clip in sorted(pipeline_videos.items())]
+    # each prompt starts from the seed's own noise, whatever its position in the list
+    assert all(np.array_equal(a, b) for a, b in zip(pipeline_frames, standalone[::-1]))
+    assert not np.array_equal(model.predict(prompts[:1], params={"steps": 2, "seed": 8})[0], pipeline_frames[0])

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from motiontune.io.atomic import write_atomically
 
 TENSORS_FILE = "motion.safetensors"
 MANIFEST_FILE = "motion.json"
@@ -59,19 +59,6 @@ def sha256_of_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def write_atomically(path: Path, write: Any) -> None:
-    """Call ``write(temp_path)`` then rename the temporary file onto ``path`` (same directory)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_motion_artifact(directory: Path, artifact: MotionArtifact) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ import torch
 
 from motiontune.backbone.loading import Backbone, BackboneError
 from motiontune.features import LATENTS, PROMPT_EMBEDS
-from motiontune.motion.artifact import MotionArtifact
-from motiontune.motion.methods import build_method, method_class, recommended_training
+from motiontune.motion.artifact import ArtifactError, MotionArtifact
+from motiontune.motion.methods import build_method, method_class, recommended_inference, recommended_training
 from motiontune.motion.training import TrainingConfig, TrainingResult, train_motion
 
 
@@ -44,6 +45,7 @@ def learn_motion(
     (num_frames, height, width, source_path, source_sha256, train_prompt).
     """
     method = build_method(method_name, method_options)
+    inference_defaults = recommended_inference(method_name, method_options)  # checked before training starts
     latents = features[LATENTS]
     num_frames, height, width = int(reference["num_frames"]), int(reference["height"]), int(reference["width"])
     if latents.shape[2] != num_frames:
@@ -59,8 +61,14 @@ def learn_motion(
         "width": width,
         "blocks": method.hyperparameters().get("block_paths", []),
         "hyperparameters": {**method.hyperparameters(), **_training_settings(config)},
-        "inference_defaults": dict(method.inference_defaults),
-        "train": {"steps": result.steps, "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "resumed_from_step": result.resumed_from_step},
+        "inference_defaults": inference_defaults,
+        "train": {
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            "seconds": round(result.seconds, 3),
+            "resumed_from_step": result.resumed_from_step,
+            **memory_and_speed_switches(config, result),
+        },
         "source_video": {"path": str(reference["source_path"]), "sha256": str(reference["source_sha256"])},
         "train_prompt": str(reference["train_prompt"]),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -80,8 +88,21 @@ def _training_settings(config: TrainingConfig) -> dict[str, Any]:
     }
 
 
+def memory_and_speed_switches(config: TrainingConfig, result: TrainingResult) -> dict[str, Any]:
+    """The training run's memory/speed switches for the manifest's ``train`` section: ``gradient_checkpointing``,
+    ``mixed_precision``, ``compile`` (as configured) and ``compiled`` (whether the UNet still ran compiled at
+    the end: false when compilation was given up)."""
+    return {
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "mixed_precision": config.mixed_precision,
+        "compile": config.compile,
+        "compiled": result.compiled,
+    }
+
+
 def check_artifact_fits(artifact: MotionArtifact, backbone: Backbone, num_frames: int | None = None) -> None:
-    """Refuse, naming both sides, an artifact learnt on another architecture or frame count."""
+    """Refuse, naming both sides, an artifact learnt on another architecture or frame count, or whose tensors
+    are not what its method makes (:func:`check_artifact_tensors`)."""
     learnt_on = artifact.manifest["backbone"]
     here = backbone.fingerprint()
     if learnt_on.get("unet_config_sha256") != here["unet_config_sha256"]:
@@ -94,6 +115,41 @@ def check_artifact_fits(artifact: MotionArtifact, backbone: Backbone, num_frames
             f"motion learnt for {artifact.manifest['num_frames']} frames cannot generate {num_frames} frames; "
             f"set video.num_frames={artifact.manifest['num_frames']}"
         )
+    check_artifact_tensors(artifact, backbone)
+
+
+def check_artifact_tensors(artifact: MotionArtifact, backbone: Backbone) -> None:
+    """Refuse an artifact whose tensors are not the ones its method makes for its recorded options and video size
+    on ``backbone``'s architecture: missing or unexpected keys, other shapes, non-float dtypes.
+
+    The reference is the method itself, prepared on a meta-device twin of the UNet (no memory), so a partial,
+    foreign or hand-edited artifact never reaches a UNet call where it would fail obscurely or apply silently.
+    """
+    from motiontune.motion.artifact_size import meta_twin
+
+    label = f"motion artifact ({artifact.method})"
+    cls = method_class(artifact.method)
+    recorded = dict(artifact.manifest.get("hyperparameters", {}))
+    accepted = inspect.signature(cls.__init__).parameters
+    options = {key: value for key, value in recorded.items() if key in accepted}
+    if "block_paths" in recorded and "blocks" in accepted:
+        options["blocks"] = list(recorded["block_paths"])  # the exact blocks, whatever preset named them
+    method = cls(**options)
+    method.prepare(meta_twin(backbone), int(artifact.manifest["num_frames"]), int(artifact.manifest["height"]), int(artifact.manifest["width"]))
+    expected = method.artifact_tensors()
+    missing, unexpected = sorted(set(expected) - set(artifact.tensors)), sorted(set(artifact.tensors) - set(expected))
+    if missing:
+        raise ArtifactError(f"{label}: tensors missing: {missing[:3]}{' ...' if len(missing) > 3 else ''} ({len(missing)} of {len(expected)})")
+    if unexpected:
+        raise ArtifactError(f"{label}: unexpected tensors: {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
+    for key, tensor in artifact.tensors.items():
+        if not tensor.is_floating_point():
+            raise ArtifactError(f"{label}: tensor '{key}' has dtype {tensor.dtype}; motion tensors are floating point")
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ArtifactError(
+                f"{label}: tensor '{key}' has shape {tuple(tensor.shape)}; the method makes {tuple(expected[key].shape)} "
+                f"for {artifact.manifest['num_frames']} frames of {artifact.manifest['height']}x{artifact.manifest['width']} on this backbone"
+            )
 
 
 def applied_motion(backbone: Backbone, artifact: MotionArtifact, options: Mapping[str, Any]) -> Any:

@@ -9,12 +9,16 @@ exactly the loaded one, and "adapters disabled" means "not attached": the same U
 
 Tensors use peft's state-dict format (``get_peft_model_state_dict``): ``<module path>.lora_A.weight`` (r, in)
 and ``<module path>.lora_B.weight`` (out, r).
+
+Generation does not attach the peft layers: :func:`lora_applied` fuses ``W + scaling * B @ A`` once into new
+weight tensors and swaps them in place of the adapted layers' own (:class:`ParameterSwap`, a pointer swap), so
+the UNet keeps the plain backbone's modules and costs what the plain backbone costs per step.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -243,6 +247,24 @@ class LoraAdapter:
         for layer in self.layers.values():
             layer.set_scale(self.adapter_name, float(scale))
 
+    def fused_weights(self) -> dict[str, nn.Parameter]:
+        """``{<layer path>.weight: W + scaling * B @ A}`` for every adapted layer, as new frozen parameters.
+
+        Computed in float32 and stored in the layer's weight dtype and device; the UNet's own weights are not
+        touched. With ``B = 0`` (or scale 0) the result equals ``W`` exactly.
+        """
+        fused: dict[str, nn.Parameter] = {}
+        with torch.no_grad():
+            for name, layer in self.layers.items():
+                if getattr(layer, "fan_in_fan_out", False) or layer.use_dora.get(self.adapter_name, False):
+                    raise LoraError(f"LoRA '{self.adapter_name}': cannot fuse '{name}' (fan_in_fan_out or DoRA)")
+                weight = layer.get_base_layer().weight
+                down = layer.lora_A[self.adapter_name].weight.to(device=weight.device, dtype=torch.float32)
+                up = layer.lora_B[self.adapter_name].weight.to(device=weight.device, dtype=torch.float32)
+                delta = (up @ down) * float(layer.scaling[self.adapter_name])
+                fused[f"{name}.weight"] = nn.Parameter((weight.float() + delta).to(weight.dtype), requires_grad=False)
+        return fused
+
     def eval(self) -> LoraAdapter:
         for layer in self.layers.values():
             layer.eval()
@@ -309,30 +331,111 @@ class LoraAdapter:
                 self.detach()
 
 
-@contextmanager
-def attached_from_timestep(adapter: LoraAdapter, min_timestep: int) -> Iterator[None]:
-    """The adapter acts only in UNet calls whose timestep is ``>= min_timestep`` (for all of them when 0).
+class ParameterSwap:
+    """Parameters (keyed ``<module path>.<parameter name>``) to put in place of a module tree's own, and back.
 
-    A forward pre-hook on the UNet attaches or detaches the adapter before each call, reading the timestep
-    argument (the second positional argument or ``timestep=``). On exit the hook is removed and the adapter
-    detached.
+    Swapping only rebinds parameter objects (nothing is copied), and :meth:`swap_out` puts back the very objects
+    that were there when the swap was built, so the tree's weights come back bitwise. A key the tree lacks, or a
+    shape that differs, raises ``ValueError`` (prefixed with ``label``) when the swap is built.
     """
-    unet = adapter.unet
-    if min_timestep <= 0:
-        with adapter.attached():
+
+    def __init__(self, root: nn.Module, parameters: Mapping[str, nn.Parameter], label: str) -> None:
+        modules = dict(root.named_modules())
+        self._slots: list[tuple[nn.Module, str, nn.Parameter, nn.Parameter]] = []
+        for key, parameter in parameters.items():
+            path, _, name = key.rpartition(".")
+            module = modules.get(path)
+            original = module._parameters.get(name) if module is not None else None
+            if not isinstance(original, nn.Parameter):
+                raise ValueError(f"{label}: the backbone has no parameter '{key}'")
+            if original.shape != parameter.shape:
+                raise ValueError(f"{label}: '{key}' has shape {tuple(parameter.shape)}, the backbone's is {tuple(original.shape)}")
+            self._slots.append((module, name, original, parameter))
+        self.active = False
+
+    def swap_in(self) -> None:
+        """Put the replacement parameters in (no-op when they already are)."""
+        if not self.active:
+            for module, name, _, replacement in self._slots:
+                setattr(module, name, replacement)
+            self.active = True
+
+    def swap_out(self) -> None:
+        """Put the original parameter objects back (no-op when they already are)."""
+        if self.active:
+            for module, name, original, _ in reversed(self._slots):
+                setattr(module, name, original)
+            self.active = False
+
+    @contextmanager
+    def swapped(self) -> Iterator[None]:
+        """The replacements in place for the duration of the context; the originals back on exit."""
+        self.swap_in()
+        try:
             yield
+        finally:
+            self.swap_out()
+
+
+def _call_timestep(args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+    """The largest timestep of a UNet call (the second positional argument or ``timestep=``)."""
+    timestep = kwargs["timestep"] if "timestep" in kwargs else args[1]
+    return float(torch.as_tensor(timestep).max())
+
+
+@contextmanager
+def from_timestep(unet: nn.Module, min_timestep: int, switch_on: Callable[[], None], switch_off: Callable[[], None]) -> Iterator[None]:
+    """``switch_on`` before each UNet call whose timestep is ``>= min_timestep``, ``switch_off`` before the
+    others (one forward pre-hook on the UNet); always on when ``min_timestep <= 0``. Off again on exit."""
+    if min_timestep <= 0:
+        switch_on()
+        try:
+            yield
+        finally:
+            switch_off()
         return
 
-    def attach_by_timestep(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        timestep = kwargs["timestep"] if "timestep" in kwargs else args[1]
-        if float(torch.as_tensor(timestep).max()) >= min_timestep:
-            adapter.attach()
-        else:
-            adapter.detach()
+    def switch(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        (switch_on if _call_timestep(args, kwargs) >= min_timestep else switch_off)()
 
-    handle = unet.register_forward_pre_hook(attach_by_timestep, with_kwargs=True)
+    handle = unet.register_forward_pre_hook(switch, with_kwargs=True)
     try:
         yield
     finally:
         handle.remove()
-        adapter.detach()
+        switch_off()
+
+
+@contextmanager
+def attached_from_timestep(adapter: LoraAdapter, min_timestep: int) -> Iterator[None]:
+    """The peft layers attached (unfused) in UNet calls whose timestep is ``>= min_timestep`` (all when 0);
+    detached on exit. Generation uses :func:`fused_from_timestep`; this is the unfused reference."""
+    with from_timestep(adapter.unet, min_timestep, adapter.attach, adapter.detach):
+        yield
+
+
+@contextmanager
+def fused_from_timestep(adapter: LoraAdapter, min_timestep: int = 0) -> Iterator[None]:
+    """The adapter fused into the UNet's weights in UNet calls whose timestep is ``>= min_timestep`` (all
+    when 0), with no LoRA module in the UNet.
+
+    The fused weights are computed once (:meth:`LoraAdapter.fused_weights`) and swapped in and out by pointer
+    only when a call crosses ``min_timestep``. On exit the UNet's original parameter objects are back, so its
+    weights are bitwise what they were. Costs one extra copy of the adapted layers' weights while active.
+    """
+    swap = ParameterSwap(adapter.unet, adapter.fused_weights(), label=f"LoRA '{adapter.adapter_name}'")
+    with from_timestep(adapter.unet, min_timestep, swap.swap_in, swap.swap_out):
+        yield
+
+
+@contextmanager
+def lora_applied(
+    unet: nn.Module, tensors: Mapping[str, torch.Tensor], adapter_name: str, scale: float = 1.0, min_timestep: int = 0
+) -> Iterator[None]:
+    """Generation with a LoRA artifact (peft-format ``tensors``, scaled by ``scale``) fused into ``unet``,
+    acting at timesteps ``>= min_timestep``; the UNet is exactly restored on exit."""
+    adapter = LoraAdapter.from_state_dict(unet, tensors, adapter_name)
+    adapter.requires_grad_(False).eval()
+    adapter.set_scale(float(scale))
+    with fused_from_timestep(adapter, int(min_timestep)):
+        yield

@@ -49,9 +49,11 @@ class MotionMethod(ABC):
     """One motion customisation method; an instance holds the trainable state for one video.
 
     Class attributes: ``name`` (the ``train.method`` value), ``version`` (recorded in the artifact),
-    ``inference_defaults`` (generation options recorded in the artifact manifest; generation settings override
-    them) and ``training_defaults`` (the loop settings the method's paper or public code uses: steps,
-    learning_rate, weight_decay, max_grad_norm; see :func:`recommended_training`).
+    ``inference_defaults`` (generation options recorded in the artifact manifest, ``guidance_scale`` and
+    ``steps`` included; ``train.<method>.inference`` updates them, see :func:`recommended_inference`, and
+    generation settings that are not null override them) and ``training_defaults`` (the loop settings the
+    method's paper or public code uses: steps, learning_rate, weight_decay, max_grad_norm; see
+    :func:`recommended_training`).
     """
 
     name: ClassVar[str]
@@ -128,7 +130,11 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
 
     name = "motion_embeddings"
     version = "1"
-    inference_defaults = {"debias": "frame_diff", "value_scale": 1.0, "noise_init": "blend", "blend_strength": 0.5}
+    # seed 002 eq. 5 (debias), seed 004 A.4 (blend 0.5), seed 004 A.3 (DDIM 50 steps, guidance 10; public code: 30, 12).
+    inference_defaults = {
+        "debias": "frame_diff", "value_scale": 1.0, "noise_init": "blend", "blend_strength": 0.5,
+        "guidance_scale": 10.0, "steps": 50,
+    }
     # seed 004 A.3: AdamW lr 5e-2, 800 steps (100-300 suffice for camera motion); no clipping.
     training_defaults = {"steps": 800, "learning_rate": 5e-2, "weight_decay": 1e-2, "max_grad_norm": None}
 
@@ -223,6 +229,10 @@ BUILTIN_METHOD_MODULES = (
 TRAINING_KEYS = ("steps", "learning_rate", "adam_betas", "weight_decay", "adam_epsilon", "max_grad_norm")
 # The option key, inside a method's ``train.<method>`` block, holding its recommended loop settings.
 TRAINING_BLOCK = "training"
+# The option key, inside a method's ``train.<method>`` block, updating its inference defaults (``motion.json``).
+INFERENCE_BLOCK = "inference"
+# Blocks of ``train.<method>`` that are not constructor options.
+NON_CONSTRUCTOR_BLOCKS = (TRAINING_BLOCK, INFERENCE_BLOCK)
 
 
 def register_method(cls: type[MotionMethod]) -> type[MotionMethod]:
@@ -251,11 +261,12 @@ def method_class(name: str) -> type[MotionMethod]:
 def build_method(name: str, options: Mapping[str, Any] | None) -> MotionMethod:
     """Instantiate a method from its name and its option block (``train.<method>`` in conf).
 
-    The block's ``training`` entry (recommended loop settings, see :func:`recommended_training`) is not a
-    constructor option and is skipped here.
+    The block's ``training`` entry (recommended loop settings, see :func:`recommended_training`) and its
+    ``inference`` entry (inference defaults, see :func:`recommended_inference`) are not constructor options and
+    are skipped here.
     """
     cls = method_class(name)
-    constructor_options = {k: v for k, v in dict(options or {}).items() if k != TRAINING_BLOCK}
+    constructor_options = {k: v for k, v in dict(options or {}).items() if k not in NON_CONSTRUCTOR_BLOCKS}
     try:
         return cls(**constructor_options)
     except TypeError as error:
@@ -275,3 +286,18 @@ def recommended_training(name: str, options: Mapping[str, Any] | None = None) ->
     if unknown:
         raise ValueError(f"train.{name}.{TRAINING_BLOCK}: unknown keys {unknown}; known keys are {list(TRAINING_KEYS)}")
     return {**cls.training_defaults, **overrides}
+
+
+def recommended_inference(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A method's inference defaults (recorded as ``inference_defaults`` in ``motion.json``): its class's
+    ``inference_defaults`` updated by ``train.<name>.inference`` (only keys the method has, e.g. ``guidance_scale``,
+    ``steps``, ``noise_init``; null values are skipped). Generation settings that are not null override them.
+    """
+    cls = method_class(name)
+    overrides = {k: v for k, v in dict((options or {}).get(INFERENCE_BLOCK) or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - set(cls.inference_defaults))
+    if unknown:
+        raise ValueError(
+            f"train.{name}.{INFERENCE_BLOCK}: unknown keys {unknown}; known keys are {list(cls.inference_defaults)}"
+        )
+    return {**cls.inference_defaults, **overrides}

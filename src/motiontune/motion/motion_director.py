@@ -26,7 +26,7 @@ from torch import nn
 
 from motiontune.backbone.loading import Backbone
 from motiontune.motion.losses import DEBIAS_ALPHA, DEBIAS_BETA, ddpm_loss, debiased_temporal_loss
-from motiontune.motion.lora import LoraAdapter, LoraTargets, transformer_block_paths
+from motiontune.motion.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
 from motiontune.motion.methods import MotionMethod, TrainingBatch, register_method
 
 SPATIAL_ADAPTER = "motiondirector_spatial"
@@ -47,7 +47,8 @@ class MotionDirectorMethod(MotionMethod):
 
     name = "motiondirector"
     version = "1"
-    inference_defaults = {"noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0}
+    # seed 004 A.4 (blend 0.5) and A.3 (DDIM 50 steps, guidance 10; public inference script: 30 steps, guidance 12).
+    inference_defaults = {"noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0, "guidance_scale": 10.0, "steps": 50}
     # Public code (single video): AdamW lr 5e-4, weight decay 1e-2, 150 steps; no clipping.
     training_defaults = {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
 
@@ -153,9 +154,8 @@ class MotionDirectorMethod(MotionMethod):
     @classmethod
     @contextmanager
     def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
-        """Build the temporal LoRA from the artifact, scaled by ``lora_scale``; removed on exit."""
-        adapter = LoraAdapter.from_state_dict(backbone.unet, tensors, TEMPORAL_ADAPTER)
-        adapter.requires_grad_(False).eval()
-        adapter.set_scale(float(options.get("lora_scale", cls.inference_defaults["lora_scale"])))
-        with adapter.attached():
+        """The artifact's temporal LoRA, scaled by ``lora_scale``, fused into the UNet's weights; the original
+        weights come back on exit."""
+        scale = float(options.get("lora_scale", cls.inference_defaults["lora_scale"]))
+        with lora_applied(backbone.unet, tensors, TEMPORAL_ADAPTER, scale):
             yield

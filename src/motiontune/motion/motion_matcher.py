@@ -26,7 +26,7 @@ from motiontune.motion.attention_maps import (
     motion_attention_features,
     select_feature_layers,
 )
-from motiontune.motion.lora import LoraAdapter, LoraTargets, attached_from_timestep, transformer_block_paths
+from motiontune.motion.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
 from motiontune.motion.methods import MotionMethod, TrainingBatch, register_method
 
 ADAPTER_NAME = "motionmatcher"
@@ -79,7 +79,12 @@ class MotionMatcherMethod(MotionMethod):
 
     name = "motionmatcher"
     version = "1"
-    inference_defaults = {"noise_init": "blend", "blend_strength": 0.3, "lora_scale": 1.0, "lora_min_timestep": 500}
+    # Public inference.py: noise_prior 0.3, min_timestep 500 (its guidance 12 and 75 steps: we keep seed 004 A.3's
+    # 10 and 50, uniform across methods; train.motionmatcher.inference changes them).
+    inference_defaults = {
+        "noise_init": "blend", "blend_strength": 0.3, "lora_scale": 1.0, "lora_min_timestep": 500,
+        "guidance_scale": 10.0, "steps": 50,
+    }
     # Public code: AdamW lr 5e-4, weight decay 1e-2 (configs: 200-400 steps; design 4.3: 400); no clipping.
     training_defaults = {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
 
@@ -198,11 +203,10 @@ class MotionMatcherMethod(MotionMethod):
     @classmethod
     @contextmanager
     def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
-        """Build the LoRA from the artifact (targets and rank from its keys and shapes), scaled by
-        ``lora_scale``, acting at timesteps >= ``lora_min_timestep``; removed on exit."""
-        adapter = LoraAdapter.from_state_dict(backbone.unet, tensors, ADAPTER_NAME)
-        adapter.requires_grad_(False).eval()
-        adapter.set_scale(float(options.get("lora_scale", cls.inference_defaults["lora_scale"])))
+        """The artifact's LoRA (targets and rank from its keys and shapes), scaled by ``lora_scale``, fused into
+        the UNet's weights for the UNet calls at timesteps >= ``lora_min_timestep``; the original weights come
+        back below it and on exit."""
+        scale = float(options.get("lora_scale", cls.inference_defaults["lora_scale"]))
         min_timestep = int(options.get("lora_min_timestep", cls.inference_defaults["lora_min_timestep"]))
-        with attached_from_timestep(adapter, min_timestep):
+        with lora_applied(backbone.unet, tensors, ADAPTER_NAME, scale, min_timestep):
             yield

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone
-from motiontune.motion.artifact import write_atomically
+from motiontune.io.atomic import write_atomically
 from motiontune.motion.memory import (
     MIXED_PRECISION,
     autocast,
@@ -43,6 +43,10 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 # Settings that change how a step is computed, not what it computes: a checkpoint made with other values
 # of these still resumes (e.g. turn gradient checkpointing on after running out of memory).
 EXECUTION_ONLY_SETTINGS = ("progress_bar", "gradient_checkpointing", "compile")
+# fp16 GradScaler state in a checkpoint: scale and growth tracker as tensors, the rest as metadata.
+GRAD_SCALER_SCALE = "grad_scaler.scale"
+GRAD_SCALER_GROWTH_TRACKER = "grad_scaler.growth_tracker"
+GRAD_SCALER_SETTINGS = "grad_scaler"
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -157,7 +161,7 @@ def train_motion(
     fingerprint = _run_fingerprint(method, config, latents, prompt_embeds)
     checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir else None
     if checkpoint_path is not None and checkpoint_path.is_file():
-        result.resumed_from_step = _load_checkpoint(checkpoint_path, fingerprint, parameters, optimizer, generator, result)
+        result.resumed_from_step = _load_checkpoint(checkpoint_path, fingerprint, parameters, optimizer, generator, result, scaler)
 
     latents = latents.to(backbone.device, backbone.dtype)
     prompt_embeds = prompt_embeds.to(backbone.device, backbone.dtype)
@@ -211,7 +215,7 @@ def train_motion(
             result.step_cpu_seconds.append(time.process_time() - step_cpu_started)
             bar.set_postfix(loss=f"{result.loss_history[-1]:.4f}")
             if checkpoint_path is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-                _save_checkpoint(checkpoint_path, fingerprint, step + 1, parameters, optimizer, generator, result)
+                _save_checkpoint(checkpoint_path, fingerprint, step + 1, parameters, optimizer, generator, result, scaler)
         result.compiled = compile_state.active
     result.seconds = time.perf_counter() - started
     result.steps = config.steps
@@ -253,7 +257,40 @@ def _run_fingerprint(method: MotionMethod, config: TrainingConfig, latents: torc
     return digest.hexdigest()
 
 
-def _save_checkpoint(path: Path, fingerprint: str, step: int, parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, generator: torch.Generator, result: TrainingResult) -> None:
+def grad_scaler_state(scaler: torch.amp.GradScaler | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A GradScaler's state for a safetensors checkpoint: ``(tensors, metadata)``, both empty without one.
+
+    Tensors: the current scale (float64) and growth tracker (int64); metadata: growth factor, backoff factor
+    and growth interval (JSON). Call after ``scaler.update()``.
+    """
+    if scaler is None or not scaler.is_enabled():
+        return {}, {}
+    state = scaler.state_dict()
+    tensors = {
+        GRAD_SCALER_SCALE: torch.tensor(float(state["scale"]), dtype=torch.float64),
+        GRAD_SCALER_GROWTH_TRACKER: torch.tensor(int(state["_growth_tracker"]), dtype=torch.int64),
+    }
+    settings = {key: state[key] for key in ("growth_factor", "backoff_factor", "growth_interval")}
+    return tensors, {GRAD_SCALER_SETTINGS: json.dumps(settings, sort_keys=True)}
+
+
+def restore_grad_scaler(scaler: torch.amp.GradScaler | None, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bool:
+    """Load what :func:`grad_scaler_state` saved into ``scaler``; False (scaler untouched) when there is no
+    scaler or the checkpoint holds no scaler state (one made without fp16, or before this was saved)."""
+    if scaler is None or not scaler.is_enabled() or GRAD_SCALER_SCALE not in tensors or GRAD_SCALER_SETTINGS not in metadata:
+        return False
+    settings = json.loads(metadata[GRAD_SCALER_SETTINGS])
+    scaler.load_state_dict({
+        "scale": float(tensors[GRAD_SCALER_SCALE]),
+        "growth_factor": float(settings["growth_factor"]),
+        "backoff_factor": float(settings["backoff_factor"]),
+        "growth_interval": int(settings["growth_interval"]),
+        "_growth_tracker": int(tensors[GRAD_SCALER_GROWTH_TRACKER]),
+    })
+    return True
+
+
+def _save_checkpoint(path: Path, fingerprint: str, step: int, parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, generator: torch.Generator, result: TrainingResult, scaler: torch.amp.GradScaler | None = None) -> None:
     tensors: dict[str, torch.Tensor] = {"rng_state": generator.get_state()}
     tensors["loss_history"] = torch.tensor(result.loss_history, dtype=torch.float64)
     for index, parameter in enumerate(parameters):
@@ -261,12 +298,14 @@ def _save_checkpoint(path: Path, fingerprint: str, step: int, parameters: list[t
         state = optimizer.state.get(parameter, {})
         for key, value in state.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    metadata = {"step": str(step), "fingerprint": fingerprint}
+    scaler_tensors, scaler_metadata = grad_scaler_state(scaler)
+    tensors.update(scaler_tensors)
+    metadata = {"step": str(step), "fingerprint": fingerprint, **scaler_metadata}
     write_atomically(path, lambda p: save_file(tensors, str(p), metadata=metadata))
     logger.debug("checkpoint at step %d -> %s", step, path)
 
 
-def _load_checkpoint(path: Path, fingerprint: str, parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, generator: torch.Generator, result: TrainingResult) -> int:
+def _load_checkpoint(path: Path, fingerprint: str, parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, generator: torch.Generator, result: TrainingResult, scaler: torch.amp.GradScaler | None = None) -> int:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -282,6 +321,8 @@ def _load_checkpoint(path: Path, fingerprint: str, parameters: list[torch.nn.Par
             if state:
                 optimizer.state[parameter] = {k: v.to(parameter.device) for k, v in state.items()}
     generator.set_state(tensors["rng_state"])
+    if scaler is not None and not restore_grad_scaler(scaler, tensors, metadata):
+        logger.warning("Checkpoint %s holds no GradScaler state: the fp16 loss scale starts afresh", path)
     result.loss_history = tensors["loss_history"].tolist()
     step = int(metadata["step"])
     logger.info("Resuming from %s at step %d", path, step)

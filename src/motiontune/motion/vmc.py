@@ -18,6 +18,7 @@ from torch import nn
 
 from motiontune.backbone.loading import Backbone
 from motiontune.backbone.structure import temporal_blocks
+from motiontune.motion.lora import ParameterSwap
 from motiontune.motion.losses import VMC_FORMS, get_loss
 from motiontune.motion.methods import NoisePredictionMethod, register_method
 
@@ -60,31 +61,14 @@ def temporal_attention_projections(
 @contextmanager
 def parameters_replaced(unet: nn.Module, parameters: Mapping[str, nn.Parameter], label: str = "vmc") -> Iterator[None]:
     """Put ``parameters`` (keyed ``<module path>.<parameter name>``) in place of the UNet's, then put the
-    original parameter objects back, so the UNet is exactly restored (nothing is copied).
+    original parameter objects back, so the UNet is exactly restored (nothing is copied; no hook or
+    parametrization is added, so a pass costs what the plain UNet's costs).
 
     A key the UNet lacks, or a shape that differs, raises ``ValueError`` (prefixed with ``label``) before
     anything is replaced.
     """
-    modules = dict(unet.named_modules())
-    slots: list[tuple[nn.Module, str, nn.Parameter]] = []
-    for key, parameter in parameters.items():
-        path, _, name = key.rpartition(".")
-        module = modules.get(path)
-        if module is None or not isinstance(module._parameters.get(name), nn.Parameter):
-            raise ValueError(f"{label}: the backbone has no parameter '{key}'")
-        if module._parameters[name].shape != parameter.shape:
-            raise ValueError(
-                f"{label}: '{key}' has shape {tuple(parameter.shape)}, the backbone's is {tuple(module._parameters[name].shape)}"
-            )
-        slots.append((module, name, parameter))
-    originals = [(module, name, module._parameters[name]) for module, name, _ in slots]
-    try:
-        for module, name, parameter in slots:
-            setattr(module, name, parameter)
+    with ParameterSwap(unet, parameters, label).swapped():
         yield
-    finally:
-        for module, name, original in reversed(originals):
-            setattr(module, name, original)
 
 
 @register_method
@@ -100,7 +84,8 @@ class VMCMethod(NoisePredictionMethod):
 
     name = "vmc"
     version = "1"
-    inference_defaults = {"noise_init": "inversion"}
+    # seed 004 A.4 (VMC starts from the inversion); seed 004 A.3: DDIM 50 steps, guidance 10 for every method compared.
+    inference_defaults = {"noise_init": "inversion", "guidance_scale": 10.0, "steps": 50}
     # seed 003 appendix D: AdamW lr 1e-4, weight decay 1e-2, 400 steps; the public code clips gradients at 1.0.
     training_defaults = {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0}
 

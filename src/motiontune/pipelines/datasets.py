@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 from motiontune.io.clip import VideoClip
 from motiontune.io.video import read_video, write_video
 from motiontune.metrics.previews import save_png
-from motiontune.motion.artifact import MotionArtifact, load_motion_artifact, save_motion_artifact, write_atomically
+from motiontune.io.atomic import write_atomically
+from motiontune.motion.artifact import MotionArtifact, load_motion_artifact, save_motion_artifact
 
 
 class VideoDataset(AbstractDataset[VideoClip, VideoClip]):

@@ -17,13 +17,19 @@ from motiontune.sampling.latents import decode_latents, encode_prompts
 from motiontune.sampling.noise import initial_noise
 
 
+# Sampling settings of an artifact whose inference defaults lack them (older artifacts): seed 004 A.3.
+DEFAULT_STEPS = 50
+DEFAULT_GUIDANCE_SCALE = 10.0
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Sampling settings; ``None`` options fall back to the artifact's inference defaults."""
+    """Sampling settings; ``None`` options (``steps`` and ``guidance_scale`` included) fall back to the artifact's
+    inference defaults, i.e. its method's (``train.<method>.inference`` at training time)."""
 
     seed: int = 0
-    steps: int = 50
-    guidance_scale: float = 10.0
+    steps: int | None = None
+    guidance_scale: float | None = None
     negative_prompt: str = ""
     debias: str | None = None
     value_scale: float | None = None
@@ -34,9 +40,9 @@ class GenerationConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise ValueError(f"generate.steps: must be at least 1, got {self.steps}")
-        if self.guidance_scale < 0:
+        if self.guidance_scale is not None and self.guidance_scale < 0:
             raise ValueError(f"generate.guidance_scale: must be >= 0, got {self.guidance_scale}")
 
     @classmethod
@@ -46,9 +52,11 @@ class GenerationConfig:
 
 
 def resolved_options(artifact: MotionArtifact, config: GenerationConfig) -> dict[str, Any]:
-    """Inference options actually used: the config where set, else the artifact's defaults."""
-    options = dict(artifact.manifest.get("inference_defaults", {}))
-    for key in ("debias", "value_scale", "noise_init", "blend_strength", "lora_scale"):
+    """Inference options actually used: the config where set, else the artifact's defaults (``steps`` and
+    ``guidance_scale`` always present: :data:`DEFAULT_STEPS` / :data:`DEFAULT_GUIDANCE_SCALE` for an artifact
+    that records neither)."""
+    options = {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE, **artifact.manifest.get("inference_defaults", {})}
+    for key in ("debias", "value_scale", "noise_init", "blend_strength", "lora_scale", "steps", "guidance_scale"):
         value = getattr(config, key)
         if value is not None:
             options[key] = value
@@ -85,9 +93,9 @@ def generate_with_motion(
                 blend_strength=float(options.get("blend_strength", 0.5)),
                 lowfreq_factor=config.lowfreq_factor,
             ).to(backbone.device, backbone.dtype)
-            predict = guided_noise_prediction(backbone.unet, encode_prompts(backbone, [prompt]), negative, config.guidance_scale)
+            predict = guided_noise_prediction(backbone.unet, encode_prompts(backbone, [prompt]), negative, float(options["guidance_scale"]))
             latents = ddim_sample(
-                predict, backbone.scheduler_config, start, config.steps, progress=config.progress_bar,
+                predict, backbone.scheduler_config, start, int(options["steps"]), progress=config.progress_bar,
                 description=f"generate {index + 1}/{len(prompts)}",
             )
             videos.append(decode_latents(backbone, latents)[0])

@@ -16,8 +16,9 @@ sha256); the model config adds the absolute path of a local backbone folder as a
 ``predict(model_input, params)``:
 
 - ``model_input``: prompts, as a list of str, one str, or a DataFrame with a ``prompt`` column;
-- ``params`` (all optional): ``seed`` (0), ``steps`` (50), ``guidance_scale`` (10.0), ``negative_prompt``,
-  ``noise_init`` / ``debias`` / ``value_scale`` / ``blend_strength`` (null: the motion's inference defaults),
+- ``params`` (all optional): ``seed`` (0), ``negative_prompt``, ``steps`` / ``guidance_scale`` / ``noise_init`` /
+  ``debias`` / ``value_scale`` / ``blend_strength`` (null: the motion's inference defaults; 50 steps and guidance 10
+  for a motion that records none),
   ``lowfreq_factor`` (4),
   ``backbone`` (a folder or hub id that overrides the recorded one), ``revision``, ``device`` (``auto``),
   ``dtype`` (``float32``), ``output_dir``, ``fps`` (8.0), ``progress_bar`` (false);
@@ -114,8 +115,8 @@ class MotionModel(PythonModel):
             noise_init = "random"
         config = GenerationConfig(
             seed=int(options.get("seed", 0)),
-            steps=int(options.get("steps", 50)),
-            guidance_scale=float(options.get("guidance_scale", 10.0)),
+            steps=int(options["steps"]) if "steps" in options else None,
+            guidance_scale=float(options["guidance_scale"]) if "guidance_scale" in options else None,
             negative_prompt=str(options.get("negative_prompt", "")),
             debias=options.get("debias"),
             value_scale=options.get("value_scale"),

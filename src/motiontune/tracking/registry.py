@@ -63,8 +63,8 @@ def motion_signature() -> Any:
 
     params = [
         ParamSpec("seed", "long", 0),
-        ParamSpec("steps", "long", 50),
-        ParamSpec("guidance_scale", "double", 10.0),
+        ParamSpec("steps", "long", None),  # null: the motion's inference default
+        ParamSpec("guidance_scale", "double", None),
         ParamSpec("negative_prompt", "string", ""),
         ParamSpec("noise_init", "string", None),
         ParamSpec("debias", "string", None),
@@ -175,16 +175,27 @@ def register_motion(
 
 
 def register_trained_motion(name: str, artifact: Any, inverted_latents: Any | None = None) -> Any | None:
-    """:func:`register_motion` when an MLflow run is active; a failure is logged, never raised (the motion is
-    already on disk, and tracking must not fail a run)."""
+    """:func:`register_motion` when an MLflow run is active (and tracking is not suspended, see
+    :mod:`motiontune.tracking.health`); a failure is a warning, never raised (the motion is already on disk, and
+    tracking must not fail a run)."""
+    from motiontune.tracking import health
+
     try:
         import mlflow
 
-        if mlflow.active_run() is None:
+        if health.suspended() is not None or mlflow.active_run() is None:
             return None
         return register_motion(name, artifact, inverted_latents)
     except Exception as error:  # noqa: BLE001
-        logger.error("MLflow: motion '%s' not registered (%s)", name, error)
+        try:
+            import mlflow
+
+            logger.warning("MLflow: motion '%s' not registered as %s in %s (%s); the motion itself is saved on disk",
+                           name, model_name(name), mlflow.get_registry_uri(), health.describe_error(error))
+            # Tracking goes on unless the tracking backend itself is down.
+            health.after_failure(f"the registered model {model_name(name)}", error, mlflow.get_tracking_uri())
+        except Exception:  # noqa: BLE001
+            logger.warning("MLflow: motion '%s' not registered (%s)", name, error)
         return None
 
 

@@ -1,0 +1,138 @@
+"""How many bytes a method's artifact stores on a backbone architecture, computed by the method's own code.
+
+The method is built from its options (``train.<method>``) and :meth:`~motiontune.motion.methods.MotionMethod.prepare`
+runs on a UNet built from the architecture's config on the ``meta`` device: nothing is allocated, loaded or
+downloaded, yet the tensors :meth:`~motiontune.motion.methods.MotionMethod.artifact_tensors` returns have their
+real shapes and dtypes. Their bytes are what ``motion.safetensors`` holds (its small JSON header aside).
+
+ZeroScope's architecture is written out below (``cerspense/zeroscope_v2_576w``: ``unet/config.json`` and the
+VAE's four blocks, i.e. 8x spatial downsampling), so its sizes need no download either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from motiontune.backbone.loading import Backbone
+from motiontune.motion.methods import build_method
+
+# cerspense/zeroscope_v2_576w unet/config.json (the architecture keys; the same UNet as ModelScope 1.7b).
+ZEROSCOPE_UNET_CONFIG: dict[str, Any] = {
+    "act_fn": "silu",
+    "attention_head_dim": 64,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "cross_attention_dim": 1024,
+    "down_block_types": ["CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"],
+    "downsample_padding": 1,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 32,
+    "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"],
+}
+# vae/config.json block_out_channels: four blocks, so 2**3 = 8 pixels per latent cell.
+ZEROSCOPE_VAE_BLOCK_OUT_CHANNELS = (128, 256, 512, 512)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A UNet3D architecture and the video size its artifacts are learnt at."""
+
+    name: str
+    unet_config: Mapping[str, Any] = field(hash=False)
+    vae_block_out_channels: tuple[int, ...]
+    num_frames: int
+    height: int
+    width: int
+
+    @classmethod
+    def from_folder(cls, folder: Path, num_frames: int, height: int, width: int, name: str | None = None) -> Architecture:
+        """The architecture of a diffusers-format backbone folder (reads only ``unet/`` and ``vae/config.json``)."""
+        folder = Path(folder)
+        unet_config = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+        vae_config = json.loads((folder / "vae" / "config.json").read_text(encoding="utf-8"))
+        return cls(
+            name=name or folder.name,
+            unet_config={k: v for k, v in unet_config.items() if not k.startswith("_")},
+            vae_block_out_channels=tuple(vae_config["block_out_channels"]),
+            num_frames=int(num_frames),
+            height=int(height),
+            width=int(width),
+        )
+
+
+ZEROSCOPE = Architecture("ZeroScope v2 576w", ZEROSCOPE_UNET_CONFIG, ZEROSCOPE_VAE_BLOCK_OUT_CHANNELS, 24, 320, 576)
+
+
+def meta_backbone(architecture: Architecture) -> Backbone:
+    """A :class:`Backbone` whose UNet is built on the meta device (no memory); only the UNet and the VAE's
+    ``block_out_channels`` (its scale factor) are real, which is all ``prepare`` reads."""
+    from diffusers import UNet3DConditionModel
+
+    with torch.device("meta"):
+        unet = UNet3DConditionModel(**dict(architecture.unet_config))
+    unet.requires_grad_(False)
+    vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=list(architecture.vae_block_out_channels)))
+    return Backbone(
+        unet=unet, vae=vae, text_encoder=None, tokenizer=None, scheduler_config={}, id_or_path=architecture.name,
+        revision=None, device=torch.device("meta"), dtype=torch.float32,
+    )
+
+
+def meta_twin(backbone: Backbone) -> Backbone:
+    """:func:`meta_backbone` of a loaded backbone's architecture: what its methods would make, at no memory cost."""
+    unet_config = {key: value for key, value in dict(backbone.unet.config).items() if not key.startswith("_")}
+    architecture = Architecture(
+        name=backbone.id_or_path, unet_config=unet_config,
+        vae_block_out_channels=tuple(backbone.vae.config.block_out_channels), num_frames=0, height=0, width=0,
+    )
+    return meta_backbone(architecture)
+
+
+def tensors_nbytes(tensors: Mapping[str, torch.Tensor]) -> int:
+    """Bytes of the tensors' data (what safetensors stores for them)."""
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
+
+
+def artifact_nbytes(method_name: str, options: Mapping[str, Any] | None, backbone: Backbone, num_frames: int, height: int, width: int) -> int:
+    """Bytes of the tensors ``method_name`` (built with ``options``) stores in its artifact for videos of
+    ``num_frames`` x ``height`` x ``width`` on ``backbone`` (a real one, or :func:`meta_backbone`)."""
+    method = build_method(method_name, options)
+    method.prepare(backbone, num_frames, height, width)
+    return tensors_nbytes(method.artifact_tensors())
+
+
+def artifact_sizes(
+    methods: Mapping[str, tuple[str, Mapping[str, Any] | None]], architectures: Sequence[Architecture]
+) -> dict[str, dict[str, int]]:
+    """``{label: {architecture name: bytes}}`` for ``methods`` = ``{label: (method name, its options)}``."""
+    sizes: dict[str, dict[str, int]] = {label: {} for label in methods}
+    for architecture in architectures:
+        backbone = meta_backbone(architecture)
+        for label, (method, options) in methods.items():
+            sizes[label][architecture.name] = artifact_nbytes(
+                method, options, backbone, architecture.num_frames, architecture.height, architecture.width
+            )
+    return sizes
+
+
+def format_megabytes(nbytes: int) -> str:
+    """Decimal megabytes with three significant digits: ``1.19 MB``, ``85.0 MB``, ``775 MB``."""
+    megabytes = nbytes / 1e6
+    if megabytes >= 100:
+        return f"{megabytes:.0f} MB"
+    if megabytes >= 10:
+        return f"{megabytes:.1f} MB"
+    if megabytes >= 1:
+        return f"{megabytes:.2f} MB"
+    return f"{megabytes:.3f} MB"
