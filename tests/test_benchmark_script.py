@@ -64,7 +64,7 @@ def test_tiny_mode_runs_end_to_end_and_writes_valid_json(tmp_path):
     assert generation["ratio"] == pytest.approx(generation["applied_seconds_per_step"] / generation["plain_seconds_per_step"])
     assert generation["cpu_ratio"] == pytest.approx(generation["applied_cpu_seconds_per_step"] / generation["plain_cpu_seconds_per_step"])
     assert record["ratios"]["gradient_checkpointing"]["loss_max_abs_diff"] < 1e-4  # same computation, recomputed
-    assert [t["config"] for t in report["targets"]] == ["tiny"]
+    assert [(t["config"], t["method"]) for t in report["targets"]] == [("tiny", "motion_embeddings")]
     processor = tiny["processor"]["seconds_per_call"]
     assert set(processor) == {"AttnProcessor2_0", "MotionEmbeddingAttnProcessor", "MotionEmbeddingAttnProcessor (before)"}
     markdown = (tmp_path / "cpu.md").read_text(encoding="utf-8")
