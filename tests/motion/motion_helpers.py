@@ -18,3 +18,16 @@ def random_reference(seed: int, frames: int = FRAMES, pixels: int = PIXELS) -> d
             "source_path": "ref.mp4", "source_sha256": "0" * 64, "train_prompt": "a ball rolls",
         },
     }
+
+
+def quick_config(**overrides):
+    """A short, silent training loop (2 steps, lr 1e-3, no checkpoints) with ``overrides``."""
+    from motiontune.motion.training import TrainingConfig
+
+    return TrainingConfig(**{"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 0, "progress_bar": False, **overrides})
+
+
+def unet_output(backbone, reference: dict, timestep: int = 400) -> torch.Tensor:
+    """The UNet's prediction (1, 4, F, h, w) for the reference's latents and prompt at ``timestep``."""
+    with torch.no_grad():
+        return backbone.unet(reference["latents"], torch.tensor([timestep]), encoder_hidden_states=reference["prompt_embeds"]).sample

@@ -11,7 +11,7 @@ from motiontune.motion.methods import TrainingBatch, build_method, recommended_t
 from motiontune.motion.motion_director import MotionDirectorMethod
 from motiontune.motion.training import TrainingConfig, train_motion
 
-from motion_helpers import FRAMES, PIXELS, random_reference
+from motion_helpers import FRAMES, PIXELS, quick_config as quick, random_reference, unet_output
 
 pytestmark = pytest.mark.usefixtures("restore_unet")
 
@@ -19,15 +19,6 @@ pytestmark = pytest.mark.usefixtures("restore_unet")
 @pytest.fixture(scope="module")
 def reference():
     return random_reference(5)
-
-
-def quick(**overrides):
-    return TrainingConfig(**{"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 0, "progress_bar": False, **overrides})
-
-
-def unet_output(backbone, reference, timestep=400):
-    with torch.no_grad():
-        return backbone.unet(reference["latents"], torch.tensor([timestep]), encoder_hidden_states=reference["prompt_embeds"]).sample
 
 
 def structure(unet):

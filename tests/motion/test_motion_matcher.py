@@ -18,7 +18,7 @@ from motiontune.motion.methods import TrainingBatch, build_method, recommended_t
 from motiontune.motion.motion_matcher import MotionMatcherMethod, ddim_step
 from motiontune.motion.training import TrainingConfig, train_motion
 
-from motion_helpers import FRAMES, PIXELS, random_reference
+from motion_helpers import FRAMES, PIXELS, quick_config as quick, random_reference, unet_output
 
 pytestmark = pytest.mark.usefixtures("restore_unet")
 
@@ -26,15 +26,6 @@ pytestmark = pytest.mark.usefixtures("restore_unet")
 @pytest.fixture(scope="module")
 def reference():
     return random_reference(4)
-
-
-def quick(**overrides):
-    return TrainingConfig(**{"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 0, "progress_bar": False, **overrides})
-
-
-def unet_output(backbone, reference, timestep):
-    with torch.no_grad():
-        return backbone.unet(reference["latents"], torch.tensor([timestep]), encoder_hidden_states=reference["prompt_embeds"]).sample
 
 
 def structure(unet):

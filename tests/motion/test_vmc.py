@@ -7,10 +7,10 @@ from motiontune.motion.artifact import load_motion_artifact, save_motion_artifac
 from motiontune.motion.customize import applied_motion, learn_motion
 from motiontune.motion.losses import vmc_loss
 from motiontune.motion.methods import build_method, recommended_training
-from motiontune.motion.training import TrainingConfig, train_motion
+from motiontune.motion.training import train_motion
 from motiontune.motion.vmc import VMCMethod
 
-from motion_helpers import FRAMES, PIXELS, random_reference
+from motion_helpers import FRAMES, PIXELS, quick_config as quick, random_reference, unet_output
 
 pytestmark = pytest.mark.usefixtures("restore_unet")
 
@@ -18,15 +18,6 @@ pytestmark = pytest.mark.usefixtures("restore_unet")
 @pytest.fixture(scope="module")
 def reference():
     return random_reference(3)
-
-
-def quick(**overrides):
-    return TrainingConfig(**{"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 0, "progress_bar": False, **overrides})
-
-
-def unet_output(backbone, reference, timestep=400):
-    with torch.no_grad():
-        return backbone.unet(reference["latents"], torch.tensor([timestep]), encoder_hidden_states=reference["prompt_embeds"]).sample
 
 
 def snapshot(unet):
