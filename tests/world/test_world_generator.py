@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import cv2
@@ -233,8 +235,12 @@ def test_render_sample_takes_overrides(world_spec: WorldSpec) -> None:
 
 
 def test_conf_documents_the_defaults() -> None:
+    """Every world setting in conf is the documented default, except the frame size: conf uses the size the
+    embedded world backbone was trained at, which is the pipelines' `video` size."""
     params = yaml.safe_load(CONF.read_text(encoding="utf-8"))["world"]
-    assert WorldSpec.from_params(params) == WorldSpec()
+    video = yaml.safe_load((CONF.parent / "parameters.yml").read_text(encoding="utf-8"))["video"]
+    assert (params["height"], params["width"], params["num_frames"]) == (video["height"], video["width"], video["num_frames"])
+    assert WorldSpec.from_params(params) == dataclasses.replace(WorldSpec(), height=params["height"], width=params["width"])
     assert AnalyserConfig.from_params(params["analyser"]) == AnalyserConfig()
     assert ScoringConfig.from_params(params["scoring"]) == ScoringConfig()
 

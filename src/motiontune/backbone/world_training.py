@@ -1,0 +1,485 @@
+"""Train the embedded backbone on the motion world: VAE first, then UNet3D and text encoder together.
+
+    config = WorldBackboneConfig.from_params(params["world_backbone"])
+    train_world_backbone(out_dir, spec, tiny_spec, config, work_dir)   # diffusers folder in out_dir
+
+Staged, because the latents must be fixed before the diffusion model learns them:
+
+1. **VAE** (AutoencoderKL, the tiny architecture): frame reconstruction, MSE plus a small KL term
+   (latent-diffusion autoencoders use KL weights around 1e-6). Its ``scaling_factor`` is then set to
+   1 / std of the training latents, as latent diffusion does, so the UNet sees unit-variance latents.
+2. **UNet3D + CLIP text encoder**, epsilon prediction on the training split's latents, with
+   - min-SNR-gamma loss weighting (Hang et al. 2023, gamma 5): ``min(SNR, gamma) / SNR`` for epsilon,
+   - three captions per clip: the full one ("a red circle moving right"), the appearance-only one
+     ("a red circle": what benchmark target prompts look like) and the empty one (classifier-free
+     guidance needs the unconditional branch), drawn with configured shares,
+   - an exponential moving average of the weights, which is what gets saved.
+
+Everything is drawn from one seeded generator, and checkpoints (safetensors) in ``work_dir`` let a
+killed run resume where it stopped with the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
+from motiontune.io.atomic import write_atomically
+from motiontune.world.generator import WorldSample, sample_world
+from motiontune.world.motions import MOTION_FAMILIES
+from motiontune.world.spec import WorldSpec
+from motiontune.world.vocabulary import article_for
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VaeStage:
+    """Autoencoder stage: ``steps`` of ``batch_size`` random frames."""
+
+    steps: int = 1500
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    kl_weight: float = 1e-6
+
+
+@dataclass(frozen=True)
+class DiffusionStage:
+    """UNet3D + text encoder stage: ``steps`` of ``batch_size`` clips."""
+
+    steps: int = 2400
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    final_learning_rate_share: float = 0.1  # cosine decay to this share of learning_rate
+    min_snr_gamma: float = 5.0
+    ema_decay: float = 0.995
+    empty_caption_share: float = 0.1
+    appearance_caption_share: float = 0.25
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class WorldBackboneConfig:
+    """``world_backbone`` parameters (conf/base/parameters_world_backbone.yml)."""
+
+    seed: int = 0
+    clips: int = 4000
+    vae: VaeStage = VaeStage()
+    diffusion: DiffusionStage = DiffusionStage()
+    checkpoint_every: int = 100
+    log_every: int = 50
+    threads: int | None = None
+    progress_bar: bool = True
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> WorldBackboneConfig:
+        values = dict(params)
+        nested = {"vae": VaeStage, "diffusion": DiffusionStage}
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"world_backbone: unknown keys {unknown}")
+        for key, stage_cls in nested.items():
+            stage_values = dict(values.get(key) or {})
+            stage_unknown = sorted(set(stage_values) - {f.name for f in fields(stage_cls)})
+            if stage_unknown:
+                raise ValueError(f"world_backbone.{key}: unknown keys {stage_unknown}")
+            values[key] = stage_cls(**stage_values)
+        config = cls(**values)
+        problems = []
+        if config.clips < 1:
+            problems.append(f"world_backbone.clips: must be at least 1, got {config.clips}")
+        for name in ("vae", "diffusion"):
+            stage = getattr(config, name)
+            if stage.steps < 0 or stage.batch_size < 1 or stage.learning_rate <= 0:
+                problems.append(f"world_backbone.{name}: steps >= 0, batch_size >= 1 and learning_rate > 0 are required")
+        shares = config.diffusion.empty_caption_share + config.diffusion.appearance_caption_share
+        if not 0 <= shares <= 1:
+            problems.append(f"world_backbone.diffusion: caption shares must add up to at most 1, got {shares}")
+        if problems:
+            raise ValueError("invalid parameters:\n  " + "\n  ".join(problems))
+        return config
+
+
+def world_vocabulary(spec: WorldSpec, extra_words: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every word of every caption the world can write (all families, colours, shapes) plus extras."""
+    words: set[str] = set(extra_words)
+    for colour in spec.colours:
+        for shape in spec.shapes:
+            noun = f"{article_for(colour)} {colour} {shape}"
+            words.update(noun.split())
+            for name in spec.families:
+                family = MOTION_FAMILIES[name]
+                for params in family.param_options(spec):
+                    words.update(family.caption(params, noun).split())
+    return tuple(sorted(words))
+
+
+def appearance_caption(sample: WorldSample) -> str:
+    """The caption without its motion: "a red circle" (what the benchmark's target prompts say)."""
+    return f"{article_for(sample.colour)} {sample.colour} {sample.shape}"
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _save_state(path: Path, step: int, fingerprint: str, modules: Mapping[str, torch.nn.Module],
+                optimizer: torch.optim.Optimizer, generator: torch.Generator, extra: Mapping[str, torch.Tensor]) -> None:
+    tensors: dict[str, torch.Tensor] = {"rng_state": generator.get_state()}
+    for prefix, module in modules.items():
+        for name, value in module.state_dict().items():
+            tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
+    optimizer_state = optimizer.state_dict()
+    for index, state in optimizer_state["state"].items():
+        for key, value in state.items():
+            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors.update({key: value.detach().cpu().contiguous() for key, value in extra.items()})
+    groups = [{k: v for k, v in group.items() if k != "params"} for group in optimizer_state["param_groups"]]
+    metadata = {"step": str(step), "fingerprint": fingerprint, "param_groups": json.dumps(groups)}
+    write_atomically(path, lambda p: save_file(tensors, str(p), metadata=metadata))
+
+
+def _load_state(path: Path, fingerprint: str, modules: Mapping[str, torch.nn.Module],
+                optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[int, dict[str, torch.Tensor]]:
+    """Restore a checkpoint made with the same fingerprint; returns (step, remaining tensors)."""
+    if not path.exists():
+        return 0, {}
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get("fingerprint") != fingerprint:
+        logger.warning("Ignoring checkpoint %s: it was made with other settings", path)
+        return 0, {}
+    tensors = load_file(str(path))
+    for prefix, module in modules.items():
+        state = {key[len(prefix) + 1:]: tensors.pop(key) for key in list(tensors) if key.startswith(prefix + ".")}
+        module.load_state_dict(state)
+    optimizer_state = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key in [k for k in tensors if k.startswith("optimizer.")]:
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = tensors.pop(key)
+    groups = json.loads(metadata["param_groups"])
+    for group, saved in zip(optimizer_state["param_groups"], groups):
+        group.update(saved)
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer_state["param_groups"]})
+    generator.set_state(tensors.pop("rng_state"))
+    step = int(metadata["step"])
+    logger.info("Resuming %s at step %d", path.name, step)
+    return step, tensors
+
+
+def _fingerprint(*parts: Any) -> str:
+    import hashlib
+
+    blob = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _frames_to_unit(frames: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _cosine_rate(step: int, stage: DiffusionStage) -> float:
+    if step < stage.warmup_steps:
+        return (step + 1) / stage.warmup_steps
+    progress = (step - stage.warmup_steps) / max(1, stage.steps - stage.warmup_steps)
+    floor = stage.final_learning_rate_share
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _run_steps(
+    name: str,
+    total: int,
+    start: int,
+    step_fn: Callable[[int], float],
+    save: Callable[[int], None],
+    config: WorldBackboneConfig,
+    history: list[float],
+) -> None:
+    bar = tqdm(total=total, initial=start, desc=name, disable=not config.progress_bar, mininterval=5)
+    started = time.monotonic()
+    for step in range(start, total):
+        loss = step_fn(step)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{name}: loss became {loss} at step {step}; lower the learning rate")
+        history.append(loss)
+        bar.update(1)
+        if (step + 1) % config.log_every == 0:
+            recent = float(np.mean(history[-config.log_every:]))
+            bar.set_postfix(loss=f"{recent:.4f}")
+            logger.info("%s step %d/%d loss %.5f (%.1f s)", name, step + 1, total, recent, time.monotonic() - started)
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < total:
+            save(step + 1)
+    bar.close()
+
+
+def train_vae(vae: Any, frames: np.ndarray, config: WorldBackboneConfig, work_dir: Path, fingerprint: str) -> list[float]:
+    """Reconstruction training of the AutoencoderKL on random frames; returns the loss history.
+
+    ``frames``: (N, H, W, 3) uint8, every frame of the training clips.
+    """
+    stage = config.vae
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=stage.learning_rate)
+    checkpoint = work_dir / "vae_checkpoint.safetensors"
+    history: list[float] = []
+    start, extra = _load_state(checkpoint, fingerprint, {"vae": vae}, optimizer, generator)
+    if start:
+        history = extra["loss_history"].tolist()
+    vae.train()
+
+    def step_fn(step: int) -> float:
+        index = torch.randint(len(frames), (stage.batch_size,), generator=generator)
+        images = _frames_to_unit(frames[index.numpy()])
+        posterior = vae.encode(images).latent_dist
+        latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+        reconstruction = vae.decode(latents).sample
+        loss = F.mse_loss(reconstruction, images) + stage.kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def save(step: int) -> None:
+        _save_state(checkpoint, step, fingerprint, {"vae": vae}, optimizer, generator,
+                    {"loss_history": torch.tensor(history, dtype=torch.float64)})
+
+    _run_steps("vae", stage.steps, start, step_fn, save, config, history)
+    vae.eval()
+    return history
+
+
+@torch.no_grad()
+def encode_clips(vae: Any, clips: np.ndarray, batch_frames: int = 256) -> torch.Tensor:
+    """(N, F, H, W, 3) uint8 -> unscaled posterior means (N, C, F, h, w)."""
+    count, num_frames = clips.shape[:2]
+    flat = clips.reshape(count * num_frames, *clips.shape[2:])
+    parts = [vae.encode(_frames_to_unit(flat[i:i + batch_frames])).latent_dist.mean for i in range(0, len(flat), batch_frames)]
+    latents = torch.cat(parts)
+    return latents.reshape(count, num_frames, *latents.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
+
+
+class _Ema:
+    """Exponential moving average of parameters (the weights that are saved)."""
+
+    def __init__(self, parameters: list[torch.nn.Parameter], decay: float) -> None:
+        self.parameters = parameters
+        self.decay = decay
+        self.shadow = [p.detach().clone() for p in parameters]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for shadow, parameter in zip(self.shadow, self.parameters):
+            shadow.lerp_(parameter.detach(), 1 - self.decay)
+
+    @torch.no_grad()
+    def copy_to_model(self) -> None:
+        for shadow, parameter in zip(self.shadow, self.parameters):
+            parameter.copy_(shadow)
+
+
+def train_diffusion(
+    unet: Any,
+    text_encoder: Any,
+    tokenizer: Any,
+    latents: torch.Tensor,
+    captions: list[tuple[str, str]],
+    scheduler_config: Mapping[str, Any],
+    config: WorldBackboneConfig,
+    work_dir: Path,
+    fingerprint: str,
+) -> list[float]:
+    """Epsilon-prediction training of UNet and text encoder; leaves the EMA weights in the models.
+
+    ``latents``: (N, C, F, h, w) scaled latents; ``captions``: (full, appearance-only) per clip.
+    """
+    from diffusers import DDPMScheduler
+
+    stage = config.diffusion
+    noise_scheduler = DDPMScheduler(**{k: v for k, v in scheduler_config.items() if k in DDPMScheduler.__init__.__code__.co_varnames})
+    alphas = noise_scheduler.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    num_timesteps = len(alphas)
+
+    def tokens(texts: list[str]) -> torch.Tensor:
+        return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                         return_tensors="pt").input_ids
+
+    full_ids = tokens([full for full, _ in captions])
+    appearance_ids = tokens([appearance for _, appearance in captions])
+    empty_ids = tokens([""])[0]
+
+    parameters = [p for p in unet.parameters()] + [p for p in text_encoder.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=stage.learning_rate, weight_decay=stage.weight_decay)
+    ema = _Ema(parameters, stage.ema_decay)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    checkpoint = work_dir / "diffusion_checkpoint.safetensors"
+    history: list[float] = []
+    start, extra = _load_state(checkpoint, fingerprint, {"unet": unet, "text_encoder": text_encoder}, optimizer, generator)
+    if start:
+        history = extra.pop("loss_history").tolist()
+        for index, shadow in enumerate(ema.shadow):
+            shadow.copy_(extra[f"ema.{index}"])
+    unet.train()
+    text_encoder.train()
+
+    def step_fn(step: int) -> float:
+        # The temporal convolutions' dropout (0.1, as ModelScope trains) draws from torch's global generator:
+        # seeding it per step keeps a resumed run bitwise equal to an unbroken one.
+        torch.manual_seed(config.seed * 1_000_003 + step)
+        for group in optimizer.param_groups:
+            group["lr"] = stage.learning_rate * _cosine_rate(step, stage)
+        index = torch.randint(len(latents), (stage.batch_size,), generator=generator)
+        draw = torch.rand(stage.batch_size, generator=generator)
+        ids = torch.where((draw < stage.empty_caption_share)[:, None], empty_ids[None, :],
+                          torch.where((draw < stage.empty_caption_share + stage.appearance_caption_share)[:, None],
+                                      appearance_ids[index], full_ids[index]))
+        clean = latents[index]
+        noise = torch.randn(clean.shape, generator=generator)
+        timesteps = torch.randint(num_timesteps, (stage.batch_size,), generator=generator)
+        noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+        text = text_encoder(ids)[0]
+        prediction = unet(noisy, timesteps, encoder_hidden_states=text).sample
+        weight = torch.clamp(snr[timesteps], max=stage.min_snr_gamma) / snr[timesteps]
+        per_sample = (prediction - noise).pow(2).mean(dim=(1, 2, 3, 4))
+        loss = (weight * per_sample).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, stage.grad_clip)
+        optimizer.step()
+        ema.update()
+        return loss.item()
+
+    def save(step: int) -> None:
+        extra_tensors = {f"ema.{i}": shadow for i, shadow in enumerate(ema.shadow)}
+        extra_tensors["loss_history"] = torch.tensor(history, dtype=torch.float64)
+        _save_state(checkpoint, step, fingerprint, {"unet": unet, "text_encoder": text_encoder}, optimizer, generator, extra_tensors)
+
+    _run_steps("unet+text", stage.steps, start, step_fn, save, config, history)
+    ema.copy_to_model()
+    unet.eval()
+    text_encoder.eval()
+    return history
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target`` by renames, the old folder kept until the new one is in place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    previous = target.with_name(target.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        target.rename(previous)
+    shutil.move(str(new), str(target))
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def train_world_backbone(
+    out_dir: Path,
+    spec: WorldSpec,
+    tiny_spec: TinyBackboneSpec,
+    config: WorldBackboneConfig,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Build the tiny architecture with the world's vocabulary, train it, save it to ``out_dir``.
+
+    The model is assembled in ``work_dir/backbone`` and replaces ``out_dir`` only once complete, so a run that
+    dies leaves the previous backbone in place (and its checkpoints to resume from). Returns a summary (losses,
+    scaling factor, timings) that is also written as ``out_dir/training_summary.json``.
+    """
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out_dir = Path(out_dir)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    staging = work_dir / "backbone"
+    shutil.rmtree(staging, ignore_errors=True)
+    vocabulary = world_vocabulary(spec, tiny_spec.vocabulary)
+    sized = TinyBackboneSpec.from_dict({**asdict(tiny_spec), "vocabulary": list(vocabulary),
+                                        "sample_size": spec.side, "seed": config.seed})
+    build_tiny_backbone(staging, sized)
+    vae = AutoencoderKL.from_pretrained(staging / "vae")
+    unet = UNet3DConditionModel.from_pretrained(staging / "unet")
+    text_encoder = CLIPTextModel.from_pretrained(staging / "text_encoder")
+    tokenizer = CLIPTokenizer.from_pretrained(str(staging / "tokenizer"))
+    scheduler_config = json.loads((staging / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
+
+    started = time.monotonic()
+    samples = sample_world(spec, config.clips, split="train", seed=config.seed)
+    clips = np.stack([s.frames for s in samples])
+    captions = [(s.caption, appearance_caption(s)) for s in samples]
+    logger.info("world: %d training clips of %s", len(samples), clips.shape[1:])
+
+    base = _fingerprint(spec, sized, config.seed, config.clips)
+    vae_fingerprint = _fingerprint(base, config.vae)
+    vae_history = train_vae(vae, clips.reshape(-1, *clips.shape[2:]), config, work_dir, vae_fingerprint)
+    vae_seconds = time.monotonic() - started
+
+    raw = encode_clips(vae, clips)
+    scaling_factor = float(1.0 / raw.std())
+    vae.register_to_config(scaling_factor=scaling_factor)
+    latents = raw * scaling_factor
+    with torch.no_grad():
+        check = _frames_to_unit(clips[:64, 0])
+        reconstruction = vae.decode(vae.encode(check).latent_dist.mean).sample.clamp(-1, 1)
+        reconstruction_psnr = float(10 * torch.log10(4.0 / F.mse_loss(reconstruction, check)))
+
+    diffusion_fingerprint = _fingerprint(base, config.vae, config.diffusion)
+    diffusion_started = time.monotonic()
+    diffusion_history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config,
+                                        config, work_dir, diffusion_fingerprint)
+    diffusion_seconds = time.monotonic() - diffusion_started
+
+    vae.save_pretrained(staging / "vae")
+    unet.save_pretrained(staging / "unet")
+    text_encoder.save_pretrained(staging / "text_encoder")
+
+    def tail_mean(history: list[float]) -> float | None:
+        return float(np.mean(history[-config.log_every:])) if history else None
+
+    summary = {
+        "clips": config.clips,
+        "frame_size": [spec.height, spec.width],
+        "num_frames": spec.num_frames,
+        "held_out_families": list(spec.held_out_families),
+        "vocabulary_words": len(vocabulary),
+        "vae_steps": config.vae.steps,
+        "vae_final_loss": tail_mean(vae_history),
+        "vae_reconstruction_psnr_db": reconstruction_psnr,
+        "vae_scaling_factor": scaling_factor,
+        "diffusion_steps": config.diffusion.steps,
+        "diffusion_first_loss": float(np.mean(diffusion_history[:config.log_every])) if diffusion_history else None,
+        "diffusion_final_loss": tail_mean(diffusion_history),
+        "vae_seconds": round(vae_seconds, 1),
+        "diffusion_seconds": round(diffusion_seconds, 1),
+        "threads": torch.get_num_threads(),
+    }
+    (staging / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    _replace_folder(staging, out_dir)
+    histories = {"vae": vae_history, "diffusion": diffusion_history}
+    write_atomically(work_dir / "loss_history.json", lambda p: p.write_text(json.dumps(histories) + "\n", encoding="utf-8"))
+    for name in ("vae_checkpoint.safetensors", "diffusion_checkpoint.safetensors"):
+        (work_dir / name).unlink(missing_ok=True)
+    return summary

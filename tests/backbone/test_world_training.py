@@ -1,0 +1,116 @@
+"""World backbone training: a loadable diffusers folder, the world's words as tokens, resumable stages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from motiontune.backbone.loading import load_backbone
+from motiontune.backbone.tiny import TinyBackboneSpec
+from motiontune.backbone.world_training import (
+    DiffusionStage,
+    VaeStage,
+    WorldBackboneConfig,
+    train_world_backbone,
+    world_vocabulary,
+)
+from motiontune.world import WorldSpec, sample_world
+
+SMALL = WorldBackboneConfig(
+    seed=3, clips=12, vae=VaeStage(steps=4, batch_size=4), diffusion=DiffusionStage(steps=4, batch_size=2, warmup_steps=1),
+    checkpoint_every=2, log_every=2, progress_bar=False,
+)
+
+
+@pytest.fixture(scope="module")
+def specs(project_root: Path) -> tuple[WorldSpec, TinyBackboneSpec]:
+    world = yaml.safe_load((project_root / "conf/base/parameters_world.yml").read_text())["world"]
+    tiny = yaml.safe_load((project_root / "conf/base/parameters_backbone.yml").read_text())["tiny_backbone"]
+    return WorldSpec.from_params({**world, "height": 32, "width": 32}), TinyBackboneSpec.from_dict(tiny)
+
+
+@pytest.fixture(scope="module")
+def trained(specs, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("world") / "backbone"
+    summary = train_world_backbone(out, *specs, SMALL, out.parent / "work")
+    return out, summary
+
+
+def test_trained_folder_loads_like_zeroscope_and_tokenizes_every_world_word(trained, specs):
+    out, summary = trained
+    backbone = load_backbone(out, device="cpu")
+    assert backbone.vae_scale_factor == 4 and int(backbone.unet.config.sample_size) == 8
+    caption = sample_world(specs[0], 1, split="heldout", seed=0)[0].caption
+    ids = backbone.tokenizer(caption).input_ids
+    assert len(ids) == len(caption.split()) + 2  # one token per word, held-out families' words included
+    assert backbone.vae.config.scaling_factor == pytest.approx(summary["vae_scaling_factor"])
+    assert json.loads((out / "training_summary.json").read_text()) == summary
+    assert not list((out.parent / "work").glob("*checkpoint*"))  # checkpoints go once the model is saved
+
+
+def test_scaling_factor_gives_unit_variance_latents(trained, specs):
+    out, _ = trained
+    backbone = load_backbone(out, device="cpu")
+    from motiontune.backbone.world_training import encode_clips
+
+    clips = torch.stack([torch.from_numpy(s.frames) for s in sample_world(specs[0], SMALL.clips, split="train", seed=SMALL.seed)])
+    latents = encode_clips(backbone.vae, clips.numpy()) * backbone.vae.config.scaling_factor
+    assert latents.std().item() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_vocabulary_covers_every_family_caption(specs):
+    words = set(world_vocabulary(specs[0]))
+    for sample in sample_world(specs[0], 60, split="all", seed=1):
+        assert set(sample.caption.split()) <= words
+
+
+def test_a_killed_run_resumes_to_the_same_weights(specs, tmp_path, monkeypatch):
+    """Interrupt the diffusion stage after its step-2 checkpoint; the rerun resumes and ends bitwise equal."""
+    reference = train_world_backbone(tmp_path / "a", *specs, SMALL, tmp_path / "a-work")
+    calls = {"n": 0}
+    original = torch.nn.utils.clip_grad_norm_
+
+    def dying_clip(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "previous-backbone.txt").write_text("still here")
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", dying_clip)
+    with pytest.raises(KeyboardInterrupt):
+        train_world_backbone(tmp_path / "b", *specs, SMALL, tmp_path / "b-work")
+    assert (tmp_path / "b-work" / "diffusion_checkpoint.safetensors").exists()
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["previous-backbone.txt"]  # the old backbone is untouched
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", original)
+    resumed = train_world_backbone(tmp_path / "b", *specs, SMALL, tmp_path / "b-work")
+    assert not (tmp_path / "b" / "previous-backbone.txt").exists() and (tmp_path / "b" / "model_index.json").exists()
+    assert resumed["diffusion_final_loss"] == reference["diffusion_final_loss"]
+    for part in ("unet", "vae", "text_encoder"):
+        saved_a = load_file(str(tmp_path / "a" / part / "diffusion_pytorch_model.safetensors")) if part != "text_encoder" else load_file(str(tmp_path / "a" / part / "model.safetensors"))
+        saved_b = load_file(str(tmp_path / "b" / part / "diffusion_pytorch_model.safetensors")) if part != "text_encoder" else load_file(str(tmp_path / "b" / part / "model.safetensors"))
+        assert saved_a.keys() == saved_b.keys()
+        assert all(torch.equal(saved_a[k], saved_b[k]) for k in saved_a), part
+
+
+def test_other_seed_other_weights(specs, trained, tmp_path):
+    out, _ = trained
+    other = tmp_path / "other"
+    train_world_backbone(other, *specs, replace(SMALL, seed=4), tmp_path / "work")
+    first = load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors"))
+    second = load_file(str(other / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+
+
+def test_bad_parameters_are_refused_in_one_message():
+    with pytest.raises(ValueError, match="world_backbone.vae: unknown keys"):
+        WorldBackboneConfig.from_params({"vae": {"stepz": 3}})
+    with pytest.raises(ValueError, match="caption shares"):
+        WorldBackboneConfig.from_params({"diffusion": {"empty_caption_share": 0.8, "appearance_caption_share": 0.5}})
