@@ -9,7 +9,8 @@ backgrounds so optical-flow trackers find features:
 - ``camera_pan/frame_000.png ...``: a scene of coloured rectangles sliding right to
   left, i.e. the camera pans right (a folder has no fps: the manifest gives it).
 
-plus ``manifest.yml`` listing them. Usage::
+plus ``manifest.yml`` listing them. The prompts use the motion world's words ("a red circle moving right",
+targets such as "a blue square"), the only ones the embedded world backbone knows. Usage::
 
     python scripts/make_sample_data.py [OUT_DIR]      # default: data/01_raw
 """
@@ -99,22 +100,22 @@ MANIFEST = {
         {
             "name": "ball_right",
             "path": "ball_right.mp4",
-            "prompt": "a red ball rolling to the right on a gray floor",
+            "prompt": "a red circle moving right over a gray floor",
             "train_prompt": None,
             "target_prompts": [
-                "a blue car driving on a snowy road",
-                "a brown dog running along a sandy beach",
+                "a blue square",
+                "a yellow star",
             ],
             "fps": None,
         },
         {
             "name": "square_orbit",
             "path": "square_orbit.gif",
-            "prompt": "a green square moving in a circle over a blue background",
+            "prompt": "a green square moving in a clockwise circle",
             "train_prompt": None,
             "target_prompts": [
-                "a yellow butterfly flying in a circle over a flower garden",
-                "a white drone circling above a city park",
+                "a magenta triangle",
+                "a cyan circle",
             ],
             "fps": None,
         },
@@ -124,8 +125,8 @@ MANIFEST = {
             "prompt": "camera panning to the right across a wall of colourful rectangles",
             "train_prompt": None,
             "target_prompts": [
-                "camera panning to the right across a mountain village at sunset",
-                "camera panning to the right along a bookshelf in an old library",
+                "a red star",
+                "a blue circle",
             ],
             "fps": FPS,
         },

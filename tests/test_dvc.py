@@ -15,9 +15,12 @@ import pytest
 import yaml
 
 STAGES = ["ingest", "encode", "train", "generate", "evaluate"]
+# Measured once and committed (an hour of CPU training, the benchmark): `dvc repro` verifies them, never reruns them.
+FROZEN_STAGES = ["world_backbone", "world_benchmark"]
 # What a `git clone` of the repository holds that the pipeline needs (plus the git-tracked .gitkeep files).
 CLONE_PARTS = (
     "pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones",
+    "data/08_reporting/world_backbone", "data/08_reporting/world_benchmark",
     "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "conf/local/.gitkeep",
 )
 TINY = {
@@ -98,7 +101,8 @@ def test_stages_call_the_kedro_pipelines_with_existing_deps_and_params(project_r
     from motiontune.pipeline_registry import register_pipelines
 
     stages = dvc_yaml["stages"]
-    assert list(stages) == STAGES
+    assert list(stages) == STAGES + FROZEN_STAGES
+    assert [name for name, stage in stages.items() if stage.get("frozen")] == FROZEN_STAGES
     pipelines = register_pipelines()
     produced = {path for stage in stages.values() for path in _outs(stage)}
     for name, stage in stages.items():
@@ -112,7 +116,7 @@ def test_stages_call_the_kedro_pipelines_with_existing_deps_and_params(project_r
     # no params.yaml: DVC would template dvc.yaml with it and `-S key=value` would edit it, unseen by Kedro
     assert not (project_root / "params.yaml").exists()
     # the code a stage runs is among its deps
-    for name in STAGES:
+    for name in STAGES + FROZEN_STAGES:
         assert f"src/motiontune/pipelines/{name}" in stages[name]["deps"]
     assert "train" in yaml.safe_load((project_root / "conf/base/parameters_train.yml").read_text())
 
@@ -123,7 +127,10 @@ def test_outputs_are_not_tracked_by_git_and_metrics_are_not_ignored(project_root
         for out in _outs(stage, cached_only=True):
             tracked = subprocess.run(["git", "ls-files", "--", out], cwd=project_root, capture_output=True, text=True, check=True).stdout
             assert tracked == "", f"{name}: output {out} overlaps git-tracked files {tracked.split()}"
-    committed = ["data/08_reporting/metrics_summary.json", "data/08_reporting/training_summary.json", "data/08_reporting/loss_history/a.csv", "data/01_raw/big.mp4.dvc"]
+    committed = [
+        "data/08_reporting/metrics_summary.json", "data/08_reporting/training_summary.json", "data/08_reporting/loss_history/a.csv",
+        "data/01_raw/big.mp4.dvc", "data/08_reporting/world_benchmark/summary.md", "data/08_reporting/world_backbone/competence.json",
+    ]
     ignored = ["data/06_models/motions/a/motion.json", "data/07_model_output/registry/a/v1/00_x.mp4", "data/06_models/checkpoints/a/x"]
     check = subprocess.run(["git", "check-ignore", "--no-index", *committed, *ignored], cwd=project_root, capture_output=True, text=True)
     assert check.stdout.split() == ignored
@@ -137,7 +144,8 @@ def test_fresh_clone_lists_the_stages_in_order(project_root, tmp_path):
     edges = {tuple(part.strip().strip('"') for part in line.strip().rstrip(";").split("->")) for line in dag.stdout.splitlines() if "->" in line}
     assert {("ingest", "encode"), ("encode", "train"), ("train", "generate"), ("generate", "evaluate")} <= edges
     nodes = [line.strip().rstrip(";").strip('"') for line in dag.stdout.splitlines() if line.strip().startswith('"') and "->" not in line]
-    assert nodes == STAGES  # DVC lists them in the order it runs them
+    assert [node for node in nodes if node in STAGES] == STAGES  # DVC lists them in the order it runs them
+    assert sorted(nodes) == sorted(STAGES + FROZEN_STAGES)
     # nothing is built yet: every stage is out of date (`dvc repro --dry` cannot tell more before the first
     # run: it stops at encode, whose input the dry run of ingest does not create)
     status = dvc(project, "status", "--json")

@@ -91,11 +91,12 @@ def run_benchmark(
                 for video in report["videos"]:
                     rows.append({"method": entry.label, "motion": reference.name, "seed": seed, **video, "fid": fid})
                 for key, (_, frames) in generated.items():
-                    videos[f"{_slug(entry.label)}/{seed}/{key}"] = frames
+                    videos[f"{label_slug(entry.label)}/{seed}/{key}"] = frames
     return pd.DataFrame(rows), videos
 
 
-def _slug(label: str) -> str:
+def label_slug(label: str) -> str:
+    """``MotionMatcher (r=8)`` -> ``motionmatcher-r-8``: a label as a path part."""
     return "-".join("".join(c if c.isalnum() else " " for c in label.lower()).split())
 
 
@@ -127,25 +128,43 @@ def summary_markdown(summary: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def metric_bar_plots(results: pd.DataFrame) -> dict[str, np.ndarray]:
-    """One bar chart per computed metric (mean and standard deviation over videos), as RGB images."""
+def methods_from_params(items: Sequence[Mapping[str, Any]], train: Mapping[str, Any]) -> list[BenchmarkMethod]:
+    """Benchmark rows from ``[{label, method, options, train, generate}]``; options merge over ``train.<method>``."""
+    return [
+        BenchmarkMethod(
+            label=item["label"], method=item["method"],
+            options={**(train.get(item["method"]) or {}), **(item.get("options") or {})},
+            train=dict(item.get("train") or {}), generate=dict(item.get("generate") or {}),
+        )
+        for item in items
+    ]
+
+
+def bar_chart(title: str, labels: Sequence[str], means: Sequence[float], spreads: Sequence[float]) -> np.ndarray:
+    """A bar per label with its spread as error bar, rendered to an RGB image (H, W, 3) uint8."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    figure, axis = plt.subplots(figsize=(max(3.0, 1.2 * len(labels)), 3.0), dpi=100)
+    axis.bar(range(len(labels)), list(means), yerr=list(spreads), capsize=4, color="#4C72B0")
+    axis.set_xticks(range(len(labels)), list(labels), rotation=20, ha="right", fontsize=8)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.canvas.draw()
+    image = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return image
+
+
+def metric_bar_plots(results: pd.DataFrame) -> dict[str, np.ndarray]:
+    """One bar chart per computed metric (mean and standard deviation over videos), as RGB images."""
     plots: dict[str, np.ndarray] = {}
     for column, key, higher in TABLE_COLUMNS:
         if key not in results or not results[key].notna().any():
             continue
         grouped = results.groupby("method", sort=False)[key]
         means, spreads = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
-        figure, axis = plt.subplots(figsize=(max(3.0, 1.2 * len(means)), 3.0), dpi=100)
-        axis.bar(range(len(means)), means.values, yerr=spreads.values, capsize=4, color="#4C72B0")
-        axis.set_xticks(range(len(means)), means.index, rotation=20, ha="right", fontsize=8)
-        axis.set_title(f"{column} ({'higher' if higher else 'lower'} is better)", fontsize=9)
-        figure.tight_layout()
-        figure.canvas.draw()
-        plots[key] = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-        plt.close(figure)
+        plots[key] = bar_chart(f"{column} ({'higher' if higher else 'lower'} is better)", list(means.index), means.values, spreads.values)
     return plots

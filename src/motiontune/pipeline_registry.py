@@ -11,6 +11,8 @@ from motiontune.pipelines.evaluate import pipeline as evaluate
 from motiontune.pipelines.generate import pipeline as generate
 from motiontune.pipelines.ingest import pipeline as ingest
 from motiontune.pipelines.train import pipeline as train
+from motiontune.pipelines.world_backbone import pipeline as world_backbone
+from motiontune.pipelines.world_benchmark import pipeline as world_benchmark
 
 STAGES = ("ingest", "encode", "train", "generate", "evaluate")
 
@@ -27,4 +29,11 @@ def register_pipelines() -> dict[str, Pipeline]:
     # generate.motion=models:/motion-<name>@champion: generate from the MLflow registry (not part of customize).
     registry = generate.create_registry_pipeline()
     extra = {"generate": stages["generate"] + registry, "generate_registry": registry}
-    return {**stages, **extra, "customize": customize, "benchmark": benchmark.create_pipeline(), "__default__": customize}
+    world = {
+        "world_backbone": world_backbone.create_pipeline(),
+        "world_competence": world_backbone.create_competence_pipeline(),
+        "world_benchmark": world_benchmark.create_pipeline(),
+    }
+    return {
+        **stages, **extra, **world, "customize": customize, "benchmark": benchmark.create_pipeline(), "__default__": customize,
+    }

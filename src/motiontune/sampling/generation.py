@@ -78,27 +78,64 @@ def generate_with_motion(
     num_frames = int(artifact.manifest["num_frames"])
     check_artifact_fits(artifact, backbone, num_frames)
     options = resolved_options(artifact, config)
+    shape = latent_shape(backbone, num_frames, int(artifact.manifest["height"]), int(artifact.manifest["width"]))
+    with applied_motion(backbone, artifact, options):
+        return _sample_videos(backbone, prompts, shape, options, config, inverted_latents)
+
+
+def generate_without_motion(
+    backbone: Backbone,
+    prompts: Sequence[str],
+    num_frames: int,
+    height: int,
+    width: int,
+    config: GenerationConfig,
+    inverted_latents: torch.Tensor | None = None,
+) -> list[np.ndarray]:
+    """The un-customised backbone's videos (F, H, W, 3) uint8, one per prompt, sampled exactly as
+    :func:`generate_with_motion` samples (the control of a comparison). Unset steps and guidance are
+    :data:`DEFAULT_STEPS` / :data:`DEFAULT_GUIDANCE_SCALE`; the noise init is ``config.noise_init``
+    (random when unset)."""
+    options: dict[str, Any] = {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE}
+    for key in ("noise_init", "blend_strength", "steps", "guidance_scale"):
+        value = getattr(config, key)
+        if value is not None:
+            options[key] = value
+    return _sample_videos(backbone, prompts, latent_shape(backbone, num_frames, height, width), options, config, inverted_latents)
+
+
+def latent_shape(backbone: Backbone, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+    """(1, C, F, h, w) of one video's latents."""
     scale = backbone.vae_scale_factor
-    shape = (1, backbone.latent_channels, num_frames, int(artifact.manifest["height"]) // scale, int(artifact.manifest["width"]) // scale)
+    return (1, backbone.latent_channels, num_frames, height // scale, width // scale)
+
+
+def _sample_videos(
+    backbone: Backbone,
+    prompts: Sequence[str],
+    shape: tuple[int, ...],
+    options: Mapping[str, Any],
+    config: GenerationConfig,
+    inverted_latents: torch.Tensor | None,
+) -> list[np.ndarray]:
     negative = encode_prompts(backbone, [config.negative_prompt])
     videos: list[np.ndarray] = []
-    with applied_motion(backbone, artifact, options):
-        for index, prompt in enumerate(prompts):
-            generator = torch.Generator(device="cpu").manual_seed(config.seed)
-            start = initial_noise(
-                options.get("noise_init", "random"),
-                shape,
-                generator,
-                inverted_latents=inverted_latents,
-                blend_strength=float(options.get("blend_strength", 0.5)),
-                lowfreq_factor=config.lowfreq_factor,
-            ).to(backbone.device, backbone.dtype)
-            predict = guided_noise_prediction(backbone.unet, encode_prompts(backbone, [prompt]), negative, float(options["guidance_scale"]))
-            latents = ddim_sample(
-                predict, backbone.scheduler_config, start, int(options["steps"]), progress=config.progress_bar,
-                description=f"generate {index + 1}/{len(prompts)}",
-            )
-            videos.append(decode_latents(backbone, latents)[0])
+    for index, prompt in enumerate(prompts):
+        generator = torch.Generator(device="cpu").manual_seed(config.seed)
+        start = initial_noise(
+            options.get("noise_init", "random"),
+            shape,
+            generator,
+            inverted_latents=inverted_latents,
+            blend_strength=float(options.get("blend_strength", 0.5)),
+            lowfreq_factor=config.lowfreq_factor,
+        ).to(backbone.device, backbone.dtype)
+        predict = guided_noise_prediction(backbone.unet, encode_prompts(backbone, [prompt]), negative, float(options["guidance_scale"]))
+        latents = ddim_sample(
+            predict, backbone.scheduler_config, start, int(options["steps"]), progress=config.progress_bar,
+            description=f"generate {index + 1}/{len(prompts)}",
+        )
+        videos.append(decode_latents(backbone, latents)[0])
     return videos
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from motiontune.benchmark import BenchmarkMethod, BenchmarkReference, metric_bar_plots, run_benchmark, summary_markdown, summary_table
+from motiontune.benchmark import BenchmarkReference, methods_from_params, metric_bar_plots, run_benchmark, summary_markdown, summary_table
 from motiontune.features import encode_reference
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import load_manifest
@@ -45,14 +45,7 @@ def benchmark_methods(
         )
         for row in rows
     ]
-    methods = [
-        BenchmarkMethod(
-            label=item["label"], method=item["method"],
-            options={**(train.get(item["method"]) or {}), **(item.get("options") or {})},
-            train=dict(item.get("train") or {}), generate=dict(item.get("generate") or {}),
-        )
-        for item in benchmark["methods"]
-    ]
+    methods = methods_from_params(benchmark["methods"], train)
     options = dict(evaluate.get("tracker_options") or {})
     results, videos = run_benchmark(
         model, references, methods,

@@ -1,0 +1,55 @@
+"""World benchmark: every method on world references with ground-truth motion, the plain backbone as control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from motiontune.benchmark import methods_from_params
+from motiontune.io.clip import VideoClip
+from motiontune.metrics.trackers import build_tracker
+from motiontune.pipelines.backbones import backbone_from_params
+from motiontune.sampling.generation import GenerationConfig
+from motiontune.tracking.mlflow_logging import log_benchmark
+from motiontune.world.analyser import AnalyserConfig
+from motiontune.world.benchmark import (
+    Control,
+    WorldBenchmarkConfig,
+    benchmark_cases,
+    run_world_benchmark,
+    world_plots,
+    world_summary,
+    world_summary_markdown,
+)
+from motiontune.world.scoring import ScoringConfig
+from motiontune.world.spec import WorldSpec
+
+
+def benchmark_on_world(
+    backbone: dict[str, Any],
+    world: dict[str, Any],
+    train: dict[str, Any],
+    generate: dict[str, Any],
+    evaluate: dict[str, Any],
+    world_benchmark: dict[str, Any],
+    fps: float,
+) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, np.ndarray], dict[str, VideoClip]]:
+    spec = WorldSpec.from_params(world)
+    config = WorldBenchmarkConfig.from_params(world_benchmark)
+    options = dict(evaluate.get("tracker_options") or {})
+    results, videos = run_world_benchmark(
+        backbone_from_params(backbone), spec, benchmark_cases(spec, config),
+        methods_from_params(world_benchmark["methods"], train),
+        [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in world_benchmark["controls"]],
+        train_params={**train, **world_benchmark.get("train", {})},
+        generation=GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})}),
+        config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
+        scoring=ScoringConfig.from_params(world.get("scoring")),
+        tracker=build_tracker(evaluate["tracker"], **options), static_threshold=float(evaluate["static_threshold"]),
+    )
+    summary = world_summary(results)
+    markdown = world_summary_markdown(summary)
+    log_benchmark(summary, markdown)
+    return results, summary, markdown, world_plots(results), {key: VideoClip(frames, float(fps)) for key, frames in videos.items()}

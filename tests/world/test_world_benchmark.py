@@ -1,0 +1,102 @@
+"""World benchmark: cases, the per-video scoring against ground truth, and the summary table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from motiontune.metrics.trackers import build_tracker
+from motiontune.world import AnalyserConfig, Intent, ScoringConfig, WorldSpec, render_sample
+from motiontune.world.benchmark import (
+    CaseSpec,
+    WorldBenchmarkConfig,
+    benchmark_cases,
+    score_generated,
+    world_summary,
+    world_summary_markdown,
+)
+from motiontune.world.competence import competence_prompts
+
+CONFIG = WorldBenchmarkConfig(
+    reference_seed=7,
+    cases=(CaseSpec("translate", {"direction": "right", "speed": "fast"}), CaseSpec("zigzag", {"direction": "down"})),
+    targets_per_case=3, seeds=(0,), inversion_steps=2,
+)
+
+
+@pytest.fixture(scope="module")
+def spec() -> WorldSpec:
+    return WorldSpec(height=32, width=32)
+
+
+def test_cases_are_fixed_by_the_seed_and_targets_differ_in_colour_and_shape(spec):
+    cases = benchmark_cases(spec, CONFIG)
+    again = benchmark_cases(spec, CONFIG)
+    assert [c.target_prompts for c in cases] == [c.target_prompts for c in again]
+    assert all(np.array_equal(a.reference.frames, b.reference.frames) for a, b in zip(cases, again))
+    for case in cases:
+        assert len(set(case.target_prompts)) == CONFIG.targets_per_case
+        for colour, shape in case.targets:
+            assert colour != case.reference.colour and shape != case.reference.shape
+        assert case.reference.colour not in case.train_prompt  # the pipeline's simplified prompt: no appearance
+    assert cases[1].reference.family == "zigzag"
+    other = benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "reference_seed": 8}))
+    assert [c.target_prompts for c in other] != [c.target_prompts for c in cases]
+
+
+def _score(spec, case, target, frames):
+    tracker = build_tracker("opencv_lk", grid_size=8)
+    return score_generated(frames, case, target, spec, AnalyserConfig(), ScoringConfig(), tracker,
+                           tracker.track(case.reference.frames), 0.5)
+
+
+def test_the_motion_redrawn_in_the_target_appearance_scores_as_a_transfer(spec):
+    case = benchmark_cases(spec, CONFIG)[0]
+    target = case.targets[0]
+    reference = case.reference
+    redrawn = render_sample(spec, reference.family, params=dict(reference.truth.params), colour=target[0], shape=target[1],
+                            background=reference.background, seed=CONFIG.reference_seed * 1000)
+    score = _score(spec, case, target, redrawn.frames)
+    assert score["trajectory_similarity"] > 0.9 and score["direction_correct"] == 1.0
+    assert score["colour_correct"] == 1.0 and score["shape_correct"] == 1.0 and score["leakage"] == 0.0
+
+
+def test_the_reference_itself_is_leakage_and_a_still_object_has_no_motion(spec):
+    case = benchmark_cases(spec, CONFIG)[0]
+    target = case.targets[0]
+    copied = _score(spec, case, target, case.reference.frames)
+    assert copied["leakage"] == 1.0 and copied["colour_correct"] == 0.0
+    still = np.repeat(render_sample(spec, "translate", params={"direction": "right", "speed": "fast"}, colour=target[0],
+                                    shape=target[1], seed=3).frames[:1], spec.num_frames, axis=0)
+    frozen = _score(spec, case, target, still)
+    assert frozen["trajectory_similarity"] == 0.0 and frozen["direction_correct"] == 0.0
+    assert frozen["colour_correct"] == 1.0
+
+
+def test_summary_has_mean_and_seed_spread_per_method():
+    rows = [
+        {"method": "A", "seed": 0, "trajectory_similarity": 1.0, "direction_correct": 1.0, "point_track_fidelity": 0.5,
+         "colour_correct": 1.0, "shape_correct": 0.0, "leakage": 0.0, "found": 1.0},
+        {"method": "A", "seed": 1, "trajectory_similarity": 0.0, "direction_correct": None, "point_track_fidelity": 0.1,
+         "colour_correct": 0.0, "shape_correct": 0.0, "leakage": None, "found": 1.0},
+        {"method": "B", "seed": 0, "trajectory_similarity": 0.2, "direction_correct": 0.0, "point_track_fidelity": 0.0,
+         "colour_correct": 1.0, "shape_correct": 1.0, "leakage": 1.0, "found": 0.0},
+    ]
+    summary = world_summary(pd.DataFrame(rows))
+    a = summary.set_index("Method").loc["A"]
+    assert a["trajectory_similarity"] == pytest.approx(0.5) and a["trajectory_similarity_seed_spread"] == pytest.approx(0.5)
+    assert a["direction_correct"] == pytest.approx(1.0)  # None (closed path) is left out, not counted as 0
+    assert list(summary["Method"]) == ["A", "B"]
+    markdown = world_summary_markdown(summary)
+    assert "| A | 0.500 ± 0.500 |" in markdown and "| B | 0.200 ± 0.000 |" in markdown
+
+
+def test_competence_prompts_cover_every_colour_shape_and_direction(spec):
+    prompts = competence_prompts(spec, "translate", {"speed": "fast"})
+    assert len(prompts) == len(spec.colours) * len(spec.shapes)
+    text = " ".join(prompts)
+    assert all(colour in text for colour in spec.colours) and all(shape in text for shape in spec.shapes)
+    assert {Intent.from_caption(p, spec).truth.screen_direction for p in prompts} == set(spec.motion.directions)
+    with pytest.raises(ValueError, match="no translate parameters"):
+        competence_prompts(spec, "translate", {"speed": "warp"})
