@@ -21,6 +21,7 @@ killed run resume where it stopped with the same result.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -185,8 +186,6 @@ def _load_state(path: Path, fingerprint: str, modules: Mapping[str, torch.nn.Mod
 
 
 def _fingerprint(*parts: Any) -> str:
-    import hashlib
-
     blob = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -316,7 +315,7 @@ def train_diffusion(
     from diffusers import DDPMScheduler
 
     stage = config.diffusion
-    noise_scheduler = DDPMScheduler(**{k: v for k, v in scheduler_config.items() if k in DDPMScheduler.__init__.__code__.co_varnames})
+    noise_scheduler = DDPMScheduler.from_config(dict(scheduler_config))
     alphas = noise_scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
     num_timesteps = len(alphas)
