@@ -16,11 +16,11 @@ import yaml
 
 STAGES = ["ingest", "encode", "train", "generate", "evaluate"]
 # Measured once and committed (an hour of CPU training, the benchmark): `dvc repro` verifies them, never reruns them.
-FROZEN_STAGES = ["world_backbone", "world_benchmark"]
+FROZEN_STAGES = ["world_backbone", "world_clip", "world_benchmark"]
 # What a `git clone` of the repository holds that the pipeline needs (plus the git-tracked .gitkeep files).
 CLONE_PARTS = (
-    "pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones",
-    "data/08_reporting/world_backbone", "data/08_reporting/world_benchmark",
+    "pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones", "data/06_models/clip",
+    "data/08_reporting/world_backbone", "data/08_reporting/world_clip", "data/08_reporting/world_benchmark",
     "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "conf/local/.gitkeep",
 )
 TINY = {
@@ -130,6 +130,7 @@ def test_outputs_are_not_tracked_by_git_and_metrics_are_not_ignored(project_root
     committed = [
         "data/08_reporting/metrics_summary.json", "data/08_reporting/training_summary.json", "data/08_reporting/loss_history/a.csv",
         "data/01_raw/big.mp4.dvc", "data/08_reporting/world_benchmark/summary.md", "data/08_reporting/world_backbone/competence.json",
+        "data/08_reporting/world_clip/training_summary.json", "data/06_models/clip/world-clip/model.safetensors",
     ]
     ignored = ["data/06_models/motions/a/motion.json", "data/07_model_output/registry/a/v1/00_x.mp4", "data/06_models/checkpoints/a/x"]
     check = subprocess.run(["git", "check-ignore", "--no-index", *committed, *ignored], cwd=project_root, capture_output=True, text=True)

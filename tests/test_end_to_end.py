@@ -15,7 +15,7 @@ SMALL_RUN = "train.steps=3,train.checkpoint_every=2,encode.inversion_steps=3,gen
 
 
 def copy_project(source: Path, target: Path) -> Path:
-    for part in ("pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones"):
+    for part in ("pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones", "data/06_models/clip"):
         destination = target / part
         if (source / part).is_dir():
             shutil.copytree(source / part, destination, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -48,6 +48,7 @@ def test_customize_runs_end_to_end_and_is_tracked(project_root, tmp_path):
         assert len(list((project / "data/07_model_output/motions" / name).glob("*.mp4"))) == 2
         metrics = json.loads((project / "data/08_reporting" / name / "metrics.json").read_text())
         assert len(metrics["videos"]) == 2 and "motion_fidelity" in metrics["mean"]
+        assert "clip_text_similarity" in metrics["mean"]  # the world CLIP is the default
 
     import mlflow
 

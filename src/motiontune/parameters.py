@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from motiontune.backbone.structure import BLOCK_PRESETS
+from motiontune.metrics.clip_scores import missing_local_model
 from motiontune.metrics.trackers import TRACKERS
 from motiontune.motion.embeddings import DEBIAS_MODES
 from motiontune.motion.methods import build_method, recommended_inference
@@ -67,6 +68,12 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
     evaluate = params.get("evaluate")
     if evaluate is not None and evaluate.get("tracker") not in TRACKERS:
         problems.append(f"evaluate.tracker: '{evaluate.get('tracker')}' is not one of {sorted(TRACKERS)}")
+    clip = (evaluate or {}).get("clip") or {}
+    if clip.get("model") and clip.get("backend", "transformers") == "transformers" and missing_local_model(str(clip["model"])):
+        problems.append(
+            f"evaluate.clip.model: {clip['model']} is neither a folder here nor a Hugging Face id "
+            "(the default is built by `kedro run --pipelines=world_clip`; null skips the CLIP metrics)"
+        )
     return problems
 
 

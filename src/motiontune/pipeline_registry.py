@@ -13,6 +13,7 @@ from motiontune.pipelines.ingest import pipeline as ingest
 from motiontune.pipelines.train import pipeline as train
 from motiontune.pipelines.world_backbone import pipeline as world_backbone
 from motiontune.pipelines.world_benchmark import pipeline as world_benchmark
+from motiontune.pipelines.world_clip import pipeline as world_clip
 
 STAGES = ("ingest", "encode", "train", "generate", "evaluate")
 
@@ -33,6 +34,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "world_backbone": world_backbone.create_pipeline(),
         "world_competence": world_backbone.create_competence_pipeline(),
         "world_benchmark": world_benchmark.create_pipeline(),
+        "world_clip": world_clip.create_pipeline(),
     }
     return {
         **stages, **extra, **world, "customize": customize, "benchmark": benchmark.create_pipeline(), "__default__": customize,

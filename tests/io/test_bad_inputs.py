@@ -269,8 +269,9 @@ def test_over_long_target_prompt_fails_before_any_clip_is_encoded(project_root: 
         ({"generate": {"blend_strength": 2.0}}, "generate.blend_strength: must be in [0, 1], got 2.0"),
         ({"video": {"num_frames": 0}}, "video.num_frames: must be a positive integer, got 0"),
         ({"evaluate": {"tracker": "magic"}}, "evaluate.tracker: 'magic' is not one of"),
+        ({"evaluate": {"clip": {"model": "data/06_models/clip/nowhere"}}}, "evaluate.clip.model: data/06_models/clip/nowhere is neither"),
     ],
-    ids=["unknown-method", "negative-learning-rate", "zero-steps", "blend-strength", "zero-frames", "unknown-tracker"],
+    ids=["unknown-method", "negative-learning-rate", "zero-steps", "blend-strength", "zero-frames", "unknown-tracker", "missing-clip"],
 )
 def test_unknown_method_and_out_of_range_parameters_are_named(override: dict, expected: str) -> None:
     from motiontune.parameters import ParameterError, check_parameters

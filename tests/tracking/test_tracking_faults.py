@@ -394,7 +394,7 @@ SMALL_RUN = "train.steps=2,train.checkpoint_every=0,encode.inversion_steps=2,gen
 
 
 def copy_project(source: Path, target: Path) -> Path:
-    for part in ("pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones"):
+    for part in ("pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones", "data/06_models/clip"):
         if (source / part).is_dir():
             shutil.copytree(source / part, target / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from motiontune.metrics.clip_scores import ClipScorer
 from motiontune.metrics.trackers import build_tracker
 from motiontune.world import AnalyserConfig, Intent, ScoringConfig, WorldSpec, render_sample
 from motiontune.world.benchmark import (
@@ -17,6 +18,7 @@ from motiontune.world.benchmark import (
     world_summary_markdown,
 )
 from motiontune.world.competence import competence_prompts
+from motiontune.world.vocabulary import noun_phrase
 
 CONFIG = WorldBenchmarkConfig(
     reference_seed=7,
@@ -45,10 +47,10 @@ def test_cases_are_fixed_by_the_seed_and_targets_differ_in_colour_and_shape(spec
     assert [c.target_prompts for c in other] != [c.target_prompts for c in cases]
 
 
-def _score(spec, case, target, frames):
+def _score(spec, case, target, frames, clip=None):
     tracker = build_tracker("opencv_lk", grid_size=8)
     return score_generated(frames, case, target, spec, AnalyserConfig(), ScoringConfig(), tracker,
-                           tracker.track(case.reference.frames), 0.5)
+                           tracker.track(case.reference.frames), 0.5, clip)
 
 
 def test_the_motion_redrawn_in_the_target_appearance_scores_as_a_transfer(spec):
@@ -100,3 +102,21 @@ def test_competence_prompts_cover_every_colour_shape_and_direction(spec):
     assert {Intent.from_caption(p, spec).truth.screen_direction for p in prompts} == set(spec.motion.directions)
     with pytest.raises(ValueError, match="no translate parameters"):
         competence_prompts(spec, "translate", {"speed": "warp"})
+
+
+def test_clip_columns_tell_the_target_from_the_reference_with_the_world_clip(spec, project_root):
+    clip = ClipScorer(project_root / "data/06_models/clip/world-clip")
+    case = benchmark_cases(spec, CONFIG)[0]
+    target = case.targets[0]
+    redrawn = render_sample(spec, case.reference.family, params=dict(case.reference.truth.params), colour=target[0],
+                            shape=target[1], background=case.reference.background, seed=5).frames
+    transfer = _score(spec, case, target, redrawn, clip)
+    assert transfer["clip_text_similarity"] > transfer["clip_reference_similarity"]
+    copied = _score(spec, case, target, case.reference.frames, clip)
+    assert copied["clip_reference_similarity"] > copied["clip_text_similarity"]
+    appearance = noun_phrase(case.reference.colour, case.reference.shape)
+    assert copied["clip_reference_similarity"] == pytest.approx(clip.text_similarity(case.reference.frames, appearance))
+    assert 0 < transfer["clip_temporal_consistency"] <= 1
+    without = _score(spec, case, target, redrawn)
+    assert without["clip_text_similarity"] is None and without["clip_temporal_consistency"] is None
+

@@ -8,6 +8,7 @@ removes the temporary one.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,3 +39,18 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], Any],
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def replace_folder(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Put the folder ``new`` at ``target`` by renames, the old folder kept until the new one is in place.
+
+    A crash leaves either the old folder at ``target`` or the new one (the old one then as ``<target>.previous``).
+    """
+    new, target = Path(new), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    previous = target.with_name(target.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        target.rename(previous)
+    shutil.move(str(new), str(target))
+    shutil.rmtree(previous, ignore_errors=True)

@@ -113,6 +113,11 @@ def _looks_like_hub_id(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith((".", "/", "~")) and "\\" not in name
 
 
+def missing_local_model(model_id_or_path: str) -> bool:
+    """True when ``model_id_or_path`` is no folder here and cannot be a Hugging Face id either (a typo'd path)."""
+    return not Path(model_id_or_path).expanduser().exists() and not _looks_like_hub_id(model_id_or_path)
+
+
 class _TransformersClip:
     """transformers ``CLIPModel`` + ``CLIPProcessor`` (tokenizer and image processor) from one directory/id."""
 
@@ -120,7 +125,7 @@ class _TransformersClip:
         from transformers import CLIPModel, CLIPProcessor
 
         local = Path(model_id_or_path).expanduser()
-        if not local.exists() and not _looks_like_hub_id(model_id_or_path):
+        if missing_local_model(model_id_or_path):
             raise ClipModelNotFoundError(
                 f"CLIP model path does not exist: {model_id_or_path} "
                 "(expected a directory with config.json, model weights, tokenizer and preprocessor files)"

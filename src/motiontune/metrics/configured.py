@@ -26,17 +26,23 @@ class MetricModels:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+def clip_scorer(evaluate: Mapping[str, Any]) -> ClipScorer | None:
+    """The CLIP scorer of ``evaluate.clip`` (model, backend, batch size) on ``evaluate.device``; None if no model."""
+    clip = dict(evaluate.get("clip") or {})
+    if not clip.get("model"):
+        return None
+    return ClipScorer(clip["model"], device=str(evaluate.get("device", "cpu")),
+                      batch_size=int(clip.get("batch_size", 32)), backend=str(clip.get("backend", "transformers")))
+
+
 def metric_models(evaluate: Mapping[str, Any]) -> MetricModels:
     """Load CLIP and Inception when configured (``evaluate.clip.model``, ``evaluate.fid.*``)."""
     device = str(evaluate.get("device", "cpu"))
     clip = dict(evaluate.get("clip") or {})
     fid = dict(evaluate.get("fid") or {})
     models = MetricModels(temporal_pairs=str(clip.get("temporal_pairs", "all")))
-    if clip.get("model"):
-        models.clip_scorer = ClipScorer(
-            clip["model"], device=device, batch_size=int(clip.get("batch_size", 32)), backend=str(clip.get("backend", "transformers"))
-        )
-    else:
+    models.clip_scorer = clip_scorer(evaluate)
+    if models.clip_scorer is None:
         reason = "no CLIP model configured (evaluate.clip.model)"
         logger.warning("CLIP text similarity and temporal consistency skipped: %s", reason)
         models.skipped.update({"clip_text_similarity": reason, "temporal_consistency": reason})

@@ -15,7 +15,11 @@ analyser and scored against the intent "target colour and shape, moving like the
 * ``direction_correct``: overall on-screen direction as the reference's (None for closed paths),
 * ``point_track_fidelity``: the usual Motion Fidelity Score from point tracks (configured tracker),
 * ``colour_correct`` / ``shape_correct``: text alignment,
-* ``leakage``: the reference's colour or shape appears instead of the target's.
+* ``leakage``: the reference's colour or shape appears instead of the target's,
+* ``clip_text_similarity``: CLIP cosine of the frames with the target prompt, ``clip_reference_similarity``:
+  with the reference's appearance ("a red circle", CLIP's view of leakage), ``clip_temporal_consistency``:
+  of the frames with each other; all through the evaluation's CLIP code (``evaluate.clip``: by default the
+  tiny CLIP trained on the world), None when no CLIP model is configured.
 
 A control is the backbone alone on the same prompts and seeds, sampled like the methods: it shows
 what the prompts and the noise give without any learnt motion.
@@ -35,6 +39,7 @@ import pandas as pd
 from motiontune.backbone.loading import Backbone
 from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug
 from motiontune.features import INVERTED_LATENTS, encode_reference
+from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
 from motiontune.motion.customize import learn_motion, training_config_for
@@ -44,7 +49,7 @@ from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.generator import WorldSample, render_sample
 from motiontune.world.scoring import Intent, Reference, ScoringConfig, score_video
 from motiontune.world.spec import WorldSpec
-from motiontune.world.vocabulary import article_for
+from motiontune.world.vocabulary import noun_phrase
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,9 @@ METRICS = (
     ("colour_correct", True),
     ("shape_correct", True),
     ("leakage", False),
+    ("clip_text_similarity", True),
+    ("clip_reference_similarity", False),
+    ("clip_temporal_consistency", True),
     ("found", True),
 )
 
@@ -114,10 +122,6 @@ class WorldBenchmarkConfig:
         return config
 
 
-def _appearance_prompt(colour: str, shape: str) -> str:
-    return f"{article_for(colour)} {colour} {shape}"
-
-
 def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[BenchmarkCase]:
     """Draw every case's reference and its target prompts; a pure function of the config."""
     cases = []
@@ -134,7 +138,7 @@ def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[Bench
             name=f"{index:02d}_{case.family}_{direction}",
             reference=reference,
             train_prompt=simplify_prompt(reference.caption),
-            target_prompts=tuple(_appearance_prompt(c, s) for c, s in chosen),
+            target_prompts=tuple(noun_phrase(c, s) for c, s in chosen),
             targets=tuple(chosen),
         ))
     return cases
@@ -159,13 +163,25 @@ def score_generated(
     tracker: Tracker,
     reference_tracks: Any,
     static_threshold: float,
+    clip: ClipScorer | None = None,
+    temporal_pairs: PairMode = "all",
 ) -> dict[str, Any]:
-    """The per-video metrics (see the module docstring) of one generated clip."""
+    """The per-video metrics (see the module docstring) of one generated clip (uint8 (F, H, W, 3))."""
     analysis = analyse_video(frames, spec, analyser)
     intent = Intent(target[0], target[1], case.reference.truth)
     score = score_video(analysis, intent, Reference.from_sample(case.reference), scoring)
     fidelity = motion_fidelity(reference_tracks, tracker.track(frames), static_threshold)
     leaks = [leak for leak in (score.colour_leak, score.shape_leak) if leak is not None]
+    clip_scores: dict[str, float | None] = dict.fromkeys(
+        ("clip_text_similarity", "clip_reference_similarity", "clip_temporal_consistency"))
+    if clip is not None:
+        embeddings = clip.embed_images(frames)
+        clip_scores = {
+            "clip_text_similarity": mean_cosine_to_vector(embeddings, clip.embed_text(noun_phrase(*target))),
+            "clip_reference_similarity": mean_cosine_to_vector(
+                embeddings, clip.embed_text(noun_phrase(case.reference.colour, case.reference.shape))),
+            "clip_temporal_consistency": mean_pairwise_cosine(embeddings, temporal_pairs),
+        }
     return {
         "found": float(score.found),
         "trajectory_similarity": score.trajectory_similarity if score.trajectory_similarity is not None else 0.0,
@@ -174,6 +190,7 @@ def score_generated(
         "colour_correct": float(score.colour_correct),
         "shape_correct": float(score.shape_correct),
         "leakage": float(any(leaks)) if leaks else None,
+        **clip_scores,
         "generated_colour": analysis.colour,
         "generated_shape": analysis.shape,
         "generated_direction": analysis.direction,
@@ -193,9 +210,12 @@ def run_world_benchmark(
     scoring: ScoringConfig,
     tracker: Tracker,
     static_threshold: float,
+    clip: ClipScorer | None = None,
+    temporal_pairs: PairMode = "all",
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Controls and methods x cases x seeds. Returns one row per generated video and the videos keyed
-    ``<label>/<seed>/<case>/<NN>_<prompt>`` (references under ``reference/<case>``)."""
+    ``<label>/<seed>/<case>/<NN>_<prompt>`` (references under ``reference/<case>``). ``clip``: scores the
+    CLIP columns (None: they stay empty)."""
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
     for case in cases:
@@ -223,7 +243,8 @@ def run_world_benchmark(
                     "method": label, "case": case.name, "family": case.reference.family, "seed": seed, "prompt": prompt,
                     "reference_colour": case.reference.colour, "reference_shape": case.reference.shape,
                     "target_colour": target[0], "target_shape": target[1],
-                    **score_generated(frames, case, target, spec, analyser, scoring, tracker, reference_tracks, static_threshold),
+                    **score_generated(frames, case, target, spec, analyser, scoring, tracker, reference_tracks,
+                                      static_threshold, clip, temporal_pairs),
                 })
                 videos[f"{label_slug(label)}/{seed}/{video_id(case.name, index, prompt)}"] = frames
     return pd.DataFrame(rows), videos
@@ -234,7 +255,8 @@ def world_summary(results: pd.DataFrame) -> pd.DataFrame:
     of the per-seed means, so a reader sees how much a rerun with another seed moves the number."""
     summary = pd.DataFrame({"Method": pd.unique(results["method"])})
     for metric, _ in METRICS:
-        values = pd.to_numeric(results[metric], errors="coerce")
+        # A column the results lack (e.g. CLIP scores of a run without a CLIP model) summarises as n/a.
+        values = pd.to_numeric(results[metric], errors="coerce") if metric in results else pd.Series(np.nan, index=results.index)
         frame = results.assign(value=values)
         summary[metric] = summary["Method"].map(frame.groupby("method", sort=False)["value"].mean())
         per_seed = frame.groupby(["method", "seed"], sort=False)["value"].mean()

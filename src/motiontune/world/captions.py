@@ -8,14 +8,15 @@ so a benchmark target such as "a purple star moving left" parses in a six-colour
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from motiontune.world.generator import caption_for
+from motiontune.world.generator import WorldSample, caption_for
 from motiontune.world.motions import MOTION_FAMILIES, MotionTruth, ParamValue
 from motiontune.world.spec import WorldSpec
-from motiontune.world.vocabulary import PALETTE, SHAPES
+from motiontune.world.vocabulary import PALETTE, SHAPES, noun_phrase
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,22 @@ def expected_truth(spec: WorldSpec, family: str, params: dict[str, ParamValue]) 
     defaults = motion.param_options(spec)[0]
     smallest = spec.object.size_range[0] * spec.side
     return motion.plan(spec, {**defaults, **params}, smallest, np.random.default_rng(0)).truth
+
+
+def world_vocabulary(spec: WorldSpec, extra_words: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every word of every caption the world can write (all families, colours, shapes) plus extras."""
+    words: set[str] = set(extra_words)
+    for colour in spec.colours:
+        for shape in spec.shapes:
+            noun = noun_phrase(colour, shape)
+            words.update(noun.split())
+            for name in spec.families:
+                family = MOTION_FAMILIES[name]
+                for params in family.param_options(spec):
+                    words.update(family.caption(params, noun).split())
+    return tuple(sorted(words))
+
+
+def appearance_caption(sample: WorldSample) -> str:
+    """The caption without its motion: "a red circle" (what the benchmark's target prompts say)."""
+    return noun_phrase(sample.colour, sample.shape)

@@ -25,7 +25,7 @@ from motiontune.world.motions import (
 )
 from motiontune.world.rendering import make_background, render_clip
 from motiontune.world.spec import SPLITS, WorldSpec
-from motiontune.world.vocabulary import PALETTE, SHAPES, article_for
+from motiontune.world.vocabulary import PALETTE, SHAPES, noun_phrase
 
 __all__ = [
     "MOTION_FAMILIES",
@@ -84,7 +84,7 @@ class WorldSample:
 
 def caption_for(family: str, params: Mapping[str, ParamValue], colour: str, shape: str) -> str:
     """Caption of a clip from the world's grammar ("camera panning left over a red star")."""
-    noun = f"{article_for(colour)} {colour} {shape}"
+    noun = noun_phrase(colour, shape)
     return MOTION_FAMILIES[family].caption(params, noun)
 
 

@@ -174,7 +174,7 @@ class WorldSpec:
         kwargs: dict[str, Any] = {}
         for key, value in params.items():
             if key in nested:
-                kwargs[key] = _settings_from_params(f"world.{key}", nested[key], value or {})
+                kwargs[key] = settings_from_params(f"world.{key}", nested[key], value or {})
             elif isinstance(value, list):
                 kwargs[key] = tuple(value)
             else:
@@ -182,7 +182,7 @@ class WorldSpec:
         return cls(**kwargs)
 
 
-def _settings_from_params(section: str, settings_cls: type, values: Mapping[str, Any]) -> Any:
+def settings_from_params(section: str, settings_cls: type, values: Mapping[str, Any]) -> Any:
     """A nested settings dataclass from a mapping; lists become tuples, unknown keys raise."""
     known = {f.name for f in fields(settings_cls)}
     unknown = sorted(set(values) - known)

@@ -64,6 +64,11 @@ def article_for(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
+def noun_phrase(colour: str, shape: str) -> str:
+    """How captions name an object: "a red circle", "an orange star"."""
+    return f"{article_for(colour)} {colour} {shape}"
+
+
 # --------------------------------------------------------------------------- shapes
 
 # Inner/outer radius ratio of the five-pointed star; a definition of the star's look (0.5 keeps

@@ -9,6 +9,7 @@ import pandas as pd
 
 from motiontune.benchmark import methods_from_params
 from motiontune.io.clip import VideoClip
+from motiontune.metrics.configured import clip_scorer
 from motiontune.metrics.trackers import build_tracker
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.sampling.generation import GenerationConfig
@@ -48,6 +49,7 @@ def benchmark_on_world(
         config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
         scoring=ScoringConfig.from_params(world.get("scoring")),
         tracker=build_tracker(evaluate["tracker"], **options), static_threshold=float(evaluate["static_threshold"]),
+        clip=clip_scorer(evaluate), temporal_pairs=(evaluate.get("clip") or {}).get("temporal_pairs", "all"),
     )
     summary = world_summary(results)
     markdown = world_summary_markdown(summary)
