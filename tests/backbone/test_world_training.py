@@ -18,12 +18,13 @@ from motiontune.backbone.world_training import (
     VaeStage,
     WorldBackboneConfig,
     train_world_backbone,
-    world_vocabulary,
 )
+from motiontune.world.captions import world_vocabulary
 from motiontune.world import WorldSpec, sample_world
 
 SMALL = WorldBackboneConfig(
     seed=3, clips=12, vae=VaeStage(steps=4, batch_size=4), diffusion=DiffusionStage(steps=4, batch_size=2, warmup_steps=1),
+    refine=DiffusionStage(steps=2, batch_size=2, warmup_steps=0, final_learning_rate_share=1.0, seed=9),
     checkpoint_every=2, log_every=2, progress_bar=False,
 )
 
@@ -114,3 +115,16 @@ def test_bad_parameters_are_refused_in_one_message():
         WorldBackboneConfig.from_params({"vae": {"stepz": 3}})
     with pytest.raises(ValueError, match="caption shares"):
         WorldBackboneConfig.from_params({"diffusion": {"empty_caption_share": 0.8, "appearance_caption_share": 0.5}})
+
+
+def test_the_refine_stage_continues_from_the_second_stage(specs, trained, tmp_path):
+    out, summary = trained
+    plain = train_world_backbone(tmp_path / "plain", *specs, replace(SMALL, refine=DiffusionStage(steps=0)), tmp_path / "work")
+    assert plain["diffusion_final_loss"] == summary["diffusion_final_loss"]  # the same first two stages
+    assert plain["refine_first_loss"] is None and summary["refine_steps"] == 2 and summary["refine_first_loss"] > 0
+    refined = load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors"))
+    unrefined = load_file(str(tmp_path / "plain" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert any(not torch.equal(refined[k], unrefined[k]) for k in refined)
+    with pytest.raises(ValueError, match="refine: caption shares"):
+        WorldBackboneConfig.from_params({"refine": {"empty_caption_share": 0.8, "appearance_caption_share": 0.5}})
+

@@ -1,4 +1,4 @@
-"""Train the embedded backbone on the motion world: VAE first, then UNet3D and text encoder together.
+"""Train the embedded backbone on the motion world: VAE first, then UNet3D and text encoder together, then refine.
 
     config = WorldBackboneConfig.from_params(params["world_backbone"])
     train_world_backbone(out_dir, spec, tiny_spec, config, work_dir)   # diffusers folder in out_dir
@@ -14,6 +14,9 @@ Staged, because the latents must be fixed before the diffusion model learns them
      ("a red circle": what benchmark target prompts look like) and the empty one (classifier-free
      guidance needs the unconditional branch), drawn with configured shares,
    - an exponential moving average of the weights, which is what gets saved.
+3. **Refine** (``refine.steps`` > 0): the same objective continued from stage 2's averaged weights with a fresh
+   optimizer, a constant learning rate, a faster average and its own seed. Measured on the committed backbone,
+   600 such steps after 1800 raised its colour accuracy from 0.54 to 0.88 (README, "The motion world").
 
 Everything is drawn from one seeded generator, and checkpoints (safetensors) in ``work_dir`` let a
 killed run resume where it stopped with the same result.
@@ -27,8 +30,8 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +43,10 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
-from motiontune.io.atomic import write_atomically
-from motiontune.world.generator import WorldSample, sample_world
-from motiontune.world.motions import MOTION_FAMILIES
-from motiontune.world.spec import WorldSpec
-from motiontune.world.vocabulary import article_for
+from motiontune.io.atomic import replace_folder, write_atomically
+from motiontune.world.captions import appearance_caption, world_vocabulary
+from motiontune.world.generator import sample_world
+from motiontune.world.spec import WorldSpec, settings_from_params
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ class VaeStage:
 
 @dataclass(frozen=True)
 class DiffusionStage:
-    """UNet3D + text encoder stage: ``steps`` of ``batch_size`` clips."""
+    """UNet3D + text encoder stage: ``steps`` of ``batch_size`` clips. ``seed``: of this stage's draws (None: the
+    run's seed); the refine stage has its own, so its batches differ from the first stage's."""
 
     steps: int = 2400
     batch_size: int = 16
@@ -74,6 +77,7 @@ class DiffusionStage:
     appearance_caption_share: float = 0.25
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class WorldBackboneConfig:
     clips: int = 4000
     vae: VaeStage = VaeStage()
     diffusion: DiffusionStage = DiffusionStage()
+    refine: DiffusionStage = DiffusionStage(steps=0)
     checkpoint_every: int = 100
     log_every: int = 50
     threads: int | None = None
@@ -92,49 +97,25 @@ class WorldBackboneConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldBackboneConfig:
         values = dict(params)
-        nested = {"vae": VaeStage, "diffusion": DiffusionStage}
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"world_backbone: unknown keys {unknown}")
+        nested = {"vae": VaeStage, "diffusion": DiffusionStage, "refine": DiffusionStage}
         for key, stage_cls in nested.items():
-            stage_values = dict(values.get(key) or {})
-            stage_unknown = sorted(set(stage_values) - {f.name for f in fields(stage_cls)})
-            if stage_unknown:
-                raise ValueError(f"world_backbone.{key}: unknown keys {stage_unknown}")
-            values[key] = stage_cls(**stage_values)
-        config = cls(**values)
+            values[key] = settings_from_params(f"world_backbone.{key}", stage_cls, values.get(key) or {})
+        config = settings_from_params("world_backbone", cls, values)
         problems = []
         if config.clips < 1:
             problems.append(f"world_backbone.clips: must be at least 1, got {config.clips}")
-        for name in ("vae", "diffusion"):
+        for name in nested:
             stage = getattr(config, name)
             if stage.steps < 0 or stage.batch_size < 1 or stage.learning_rate <= 0:
                 problems.append(f"world_backbone.{name}: steps >= 0, batch_size >= 1 and learning_rate > 0 are required")
-        shares = config.diffusion.empty_caption_share + config.diffusion.appearance_caption_share
-        if not 0 <= shares <= 1:
-            problems.append(f"world_backbone.diffusion: caption shares must add up to at most 1, got {shares}")
+        for name in ("diffusion", "refine"):
+            stage = getattr(config, name)
+            shares = stage.empty_caption_share + stage.appearance_caption_share
+            if not 0 <= shares <= 1:
+                problems.append(f"world_backbone.{name}: caption shares must add up to at most 1, got {shares}")
         if problems:
             raise ValueError("invalid parameters:\n  " + "\n  ".join(problems))
         return config
-
-
-def world_vocabulary(spec: WorldSpec, extra_words: Iterable[str] = ()) -> tuple[str, ...]:
-    """Every word of every caption the world can write (all families, colours, shapes) plus extras."""
-    words: set[str] = set(extra_words)
-    for colour in spec.colours:
-        for shape in spec.shapes:
-            noun = f"{article_for(colour)} {colour} {shape}"
-            words.update(noun.split())
-            for name in spec.families:
-                family = MOTION_FAMILIES[name]
-                for params in family.param_options(spec):
-                    words.update(family.caption(params, noun).split())
-    return tuple(sorted(words))
-
-
-def appearance_caption(sample: WorldSample) -> str:
-    """The caption without its motion: "a red circle" (what the benchmark's target prompts say)."""
-    return f"{article_for(sample.colour)} {sample.colour} {sample.shape}"
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -307,14 +288,18 @@ def train_diffusion(
     config: WorldBackboneConfig,
     work_dir: Path,
     fingerprint: str,
+    stage: DiffusionStage | None = None,
+    name: str = "diffusion",
 ) -> list[float]:
     """Epsilon-prediction training of UNet and text encoder; leaves the EMA weights in the models.
 
-    ``latents``: (N, C, F, h, w) scaled latents; ``captions``: (full, appearance-only) per clip.
+    ``latents``: (N, C, F, h, w) scaled latents; ``captions``: (full, appearance-only) per clip. ``stage``:
+    ``config.diffusion`` when None; ``name`` names its checkpoint file and progress bar.
     """
     from diffusers import DDPMScheduler
 
-    stage = config.diffusion
+    stage = stage or config.diffusion
+    seed = config.seed if stage.seed is None else stage.seed
     noise_scheduler = DDPMScheduler.from_config(dict(scheduler_config))
     alphas = noise_scheduler.alphas_cumprod
     snr = alphas / (1 - alphas)
@@ -331,8 +316,8 @@ def train_diffusion(
     parameters = [p for p in unet.parameters()] + [p for p in text_encoder.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=stage.learning_rate, weight_decay=stage.weight_decay)
     ema = _Ema(parameters, stage.ema_decay)
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    checkpoint = work_dir / "diffusion_checkpoint.safetensors"
+    generator = torch.Generator().manual_seed(seed + 1)
+    checkpoint = work_dir / f"{name}_checkpoint.safetensors"
     history: list[float] = []
     start, extra = _load_state(checkpoint, fingerprint, {"unet": unet, "text_encoder": text_encoder}, optimizer, generator)
     if start:
@@ -345,7 +330,7 @@ def train_diffusion(
     def step_fn(step: int) -> float:
         # The temporal convolutions' dropout (0.1, as ModelScope trains) draws from torch's global generator:
         # seeding it per step keeps a resumed run bitwise equal to an unbroken one.
-        torch.manual_seed(config.seed * 1_000_003 + step)
+        torch.manual_seed(seed * 1_000_003 + step)
         for group in optimizer.param_groups:
             group["lr"] = stage.learning_rate * _cosine_rate(step, stage)
         index = torch.randint(len(latents), (stage.batch_size,), generator=generator)
@@ -374,22 +359,11 @@ def train_diffusion(
         extra_tensors["loss_history"] = torch.tensor(history, dtype=torch.float64)
         _save_state(checkpoint, step, fingerprint, {"unet": unet, "text_encoder": text_encoder}, optimizer, generator, extra_tensors)
 
-    _run_steps("unet+text", stage.steps, start, step_fn, save, config, history)
+    _run_steps(name, stage.steps, start, step_fn, save, config, history)
     ema.copy_to_model()
     unet.eval()
     text_encoder.eval()
     return history
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Put ``new`` at ``target`` by renames, the old folder kept until the new one is in place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    previous = target.with_name(target.name + ".previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if target.exists():
-        target.rename(previous)
-    shutil.move(str(new), str(target))
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def train_world_backbone(
@@ -450,6 +424,12 @@ def train_world_backbone(
     diffusion_history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config,
                                         config, work_dir, diffusion_fingerprint)
     diffusion_seconds = time.monotonic() - diffusion_started
+    refine_started = time.monotonic()
+    refine_history: list[float] = []
+    if config.refine.steps:
+        refine_history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config, config,
+                                         work_dir, _fingerprint(diffusion_fingerprint, config.refine), config.refine, "refine")
+    refine_seconds = time.monotonic() - refine_started
 
     vae.save_pretrained(staging / "vae")
     unet.save_pretrained(staging / "unet")
@@ -457,6 +437,9 @@ def train_world_backbone(
 
     def tail_mean(history: list[float]) -> float | None:
         return float(np.mean(history[-config.log_every:])) if history else None
+
+    def head_mean(history: list[float]) -> float | None:
+        return float(np.mean(history[:config.log_every])) if history else None
 
     summary = {
         "clips": config.clips,
@@ -469,16 +452,20 @@ def train_world_backbone(
         "vae_reconstruction_psnr_db": reconstruction_psnr,
         "vae_scaling_factor": scaling_factor,
         "diffusion_steps": config.diffusion.steps,
-        "diffusion_first_loss": float(np.mean(diffusion_history[:config.log_every])) if diffusion_history else None,
+        "diffusion_first_loss": head_mean(diffusion_history),
         "diffusion_final_loss": tail_mean(diffusion_history),
+        "refine_steps": config.refine.steps,
+        "refine_first_loss": head_mean(refine_history),
+        "refine_final_loss": tail_mean(refine_history),
         "vae_seconds": round(vae_seconds, 1),
         "diffusion_seconds": round(diffusion_seconds, 1),
+        "refine_seconds": round(refine_seconds, 1),
         "threads": torch.get_num_threads(),
     }
     (staging / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    _replace_folder(staging, out_dir)
-    histories = {"vae": vae_history, "diffusion": diffusion_history}
+    replace_folder(staging, out_dir)
+    histories = {"vae": vae_history, "diffusion": diffusion_history, "refine": refine_history}
     write_atomically(work_dir / "loss_history.json", lambda p: p.write_text(json.dumps(histories) + "\n", encoding="utf-8"))
-    for name in ("vae_checkpoint.safetensors", "diffusion_checkpoint.safetensors"):
-        (work_dir / name).unlink(missing_ok=True)
+    for stage_name in ("vae", "diffusion", "refine"):
+        (work_dir / f"{stage_name}_checkpoint.safetensors").unlink(missing_ok=True)
     return summary
