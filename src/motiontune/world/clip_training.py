@@ -180,11 +180,12 @@ def contrastive_loss(logits_per_image: torch.Tensor, positives: torch.Tensor) ->
 
     Each row's target spreads evenly over its positives (CLIP's one-hot target when a batch has no repeats).
     """
-    targets = positives.float()
-    image_loss = -(targets / targets.sum(1, keepdim=True) * F.log_softmax(logits_per_image, dim=1)).sum(1).mean()
-    text_targets = targets.T
-    text_loss = -(text_targets / text_targets.sum(1, keepdim=True) * F.log_softmax(logits_per_image.T, dim=1)).sum(1).mean()
-    return (image_loss + text_loss) / 2
+    def spread_cross_entropy(logits: torch.Tensor, matches: torch.Tensor) -> torch.Tensor:
+        targets = matches / matches.sum(1, keepdim=True)
+        return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+    matches = positives.float()
+    return (spread_cross_entropy(logits_per_image, matches) + spread_cross_entropy(logits_per_image.T, matches.T)) / 2
 
 
 def train_world_clip(out_dir: Path, spec: WorldSpec, config: WorldClipConfig) -> dict[str, Any]:
