@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone
 from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug
@@ -212,12 +213,15 @@ def run_world_benchmark(
     static_threshold: float,
     clip: ClipScorer | None = None,
     temporal_pairs: PairMode = "all",
+    progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Controls and methods x cases x seeds. Returns one row per generated video and the videos keyed
     ``<label>/<seed>/<case>/<NN>_<prompt>`` (references under ``reference/<case>``). ``clip``: scores the
-    CLIP columns (None: they stay empty)."""
+    CLIP columns (None: they stay empty). ``progress``: a bar over the (case, method or control, seed) runs."""
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
+    bar = tqdm(total=len(cases) * (len(controls) + len(methods)) * len(config.seeds), desc="world benchmark",
+               disable=not progress)
     for case in cases:
         features = encode_reference(backbone, case.reference.frames, case.train_prompt, config.inversion_steps, progress=False)
         reference_tracks = tracker.track(case.reference.frames)
@@ -228,6 +232,7 @@ def run_world_benchmark(
                 sampling = replace(generation, **{**control.generate, "seed": seed})
                 runs.append((control.label, seed, generate_without_motion(
                     backbone, case.target_prompts, *case.reference.frames.shape[:3], sampling, features[INVERTED_LATENTS])))
+                bar.update(1)
         for entry in methods:
             method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
             for seed in config.seeds:
@@ -237,6 +242,7 @@ def run_world_benchmark(
                 sampling = replace(generation, **{**entry.generate, "seed": seed})
                 runs.append((entry.label, seed, generate_with_motion(
                     backbone, artifact, case.target_prompts, sampling, features[INVERTED_LATENTS])))
+                bar.update(1)
         for label, seed, outputs in runs:
             for index, (prompt, target, frames) in enumerate(zip(case.target_prompts, case.targets, outputs)):
                 rows.append({
@@ -247,6 +253,7 @@ def run_world_benchmark(
                                       static_threshold, clip, temporal_pairs),
                 })
                 videos[f"{label_slug(label)}/{seed}/{video_id(case.name, index, prompt)}"] = frames
+    bar.close()
     return pd.DataFrame(rows), videos
 
 

@@ -50,6 +50,7 @@ def benchmark_on_world(
         scoring=ScoringConfig.from_params(world.get("scoring")),
         tracker=build_tracker(evaluate["tracker"], **options), static_threshold=float(evaluate["static_threshold"]),
         clip=clip_scorer(evaluate), temporal_pairs=(evaluate.get("clip") or {}).get("temporal_pairs", "all"),
+        progress=bool(world_benchmark.get("progress_bar", True)),
     )
     summary = world_summary(results)
     markdown = world_summary_markdown(summary)
