@@ -10,8 +10,8 @@
 Modules: ``vocabulary`` (palette, shapes, directions), ``spec`` (WorldSpec), ``motions`` (motion
 family registry), ``rendering`` (backgrounds, anti-aliased objects), ``generator`` (samples and
 captions), ``captions`` (parsing), ``analyser`` and ``scoring``. Using a backbone (imported on demand, not
-here): ``competence`` (does a backbone draw what a caption says?) and ``benchmark`` (methods vs. control
-against ground-truth motion).
+here): ``competence`` (does a backbone draw what a caption says?), ``time_symmetry`` (does it know which way time
+runs?) and ``benchmark`` (methods vs. control against ground-truth motion).
 """
 
 from motiontune.world.analyser import AnalyserConfig, VideoAnalysis, analyse_video, segment_colours

@@ -17,6 +17,7 @@ from motiontune.sampling.generation import GenerationConfig
 from motiontune.world.analyser import AnalyserConfig
 from motiontune.world.competence import base_competence, competence_prompts, competence_summary
 from motiontune.world.spec import WorldSpec
+from motiontune.world.time_symmetry import TimeSymmetryConfig, time_symmetry_report
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ def measure_competence_after_training(
 def measure_competence(
     world: dict[str, Any], world_backbone: dict[str, Any], fps: float,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, VideoClip]]:
-    """Colour, shape and direction accuracy of the backbone's own videos (read by the analyser, no ground truth)."""
+    """Colour, shape and direction accuracy of the backbone's own videos (read by the analyser, no ground truth),
+    and its time-symmetry measurements (``motiontune.world.time_symmetry``)."""
     competence = world_backbone["competence"]
     spec = WorldSpec.from_params(world)
     backbone = load_backbone(str(world_backbone["output_dir"]), device=str(competence.get("device", "cpu")))
@@ -51,5 +53,8 @@ def measure_competence(
         [int(seed) for seed in competence["seeds"]], AnalyserConfig.from_params(world.get("analyser")),
     )
     summary = competence_summary(results, spec, competence["family"])
+    # Why direction is at chance or not: whether the denoiser tells a clip from the clip played backwards.
+    summary["time_symmetry"] = time_symmetry_report(
+        backbone, spec, TimeSymmetryConfig.from_params(competence.get("time_symmetry") or {}))
     logger.info("world backbone competence: %s", {k: v for k, v in summary.items()})
     return results, summary, {key: VideoClip(frames, float(fps)) for key, frames in videos.items()}
