@@ -120,3 +120,40 @@ def test_clip_columns_tell_the_target_from_the_reference_with_the_world_clip(spe
     without = _score(spec, case, target, redrawn)
     assert without["clip_text_similarity"] is None and without["clip_temporal_consistency"] is None
 
+
+
+def test_a_benchmark_that_died_resumes_with_the_runs_it_had_finished(spec, tiny_backbone, tmp_path, monkeypatch):
+    from dataclasses import replace as replaced
+
+    from motiontune.benchmark import BenchmarkMethod
+    from motiontune.sampling.generation import GenerationConfig
+    from motiontune.world import benchmark
+
+    config = replaced(CONFIG, cases=CONFIG.cases[:1], targets_per_case=1)
+    cases = benchmark_cases(spec, config)
+    method = BenchmarkMethod("Motion Embeddings", "motion_embeddings")
+    train = {"method": "motion_embeddings", "steps": 1, "checkpoint_every": 0, "progress_bar": False}
+
+    def run(controls, work_dir):
+        return benchmark.run_world_benchmark(
+            tiny_backbone, spec, cases, [method], controls, train, GenerationConfig(steps=2, progress_bar=False), config,
+            AnalyserConfig(), ScoringConfig(), build_tracker("opencv_lk"), 0.5, progress=False, work_dir=work_dir)
+
+    controls = [benchmark.Control("Backbone", {"noise_init": "random"})]
+    uninterrupted, _ = run(controls, None)
+    calls = {"control": 0}
+    plain_generate = benchmark.generate_without_motion
+    monkeypatch.setattr(benchmark, "generate_without_motion",
+                        lambda *args, **kwargs: calls.__setitem__("control", calls["control"] + 1) or plain_generate(*args, **kwargs))
+    plain_learn = benchmark.learn_motion
+    monkeypatch.setattr(benchmark, "learn_motion", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError, match="killed"):
+        run(controls, tmp_path / "runs")  # dies in the method's run, after the control's
+    assert calls["control"] == 1 and list((tmp_path / "runs").rglob("*.safetensors"))
+    monkeypatch.setattr(benchmark, "learn_motion", plain_learn)
+    resumed, _ = run(controls, tmp_path / "runs")
+    assert calls["control"] == 1  # the control's videos came from the work folder
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
+    assert not (tmp_path / "runs").exists()  # gone once complete
+    run([benchmark.Control("Backbone", {"noise_init": "random", "guidance_scale": 3.0})], tmp_path / "runs")
+    assert calls["control"] == 2  # other settings: redone

@@ -34,7 +34,7 @@ MIN_COLOUR_ACCURACY = 0.5
 
 
 @pytest.mark.slow
-def test_every_method_transfers_more_motion_than_the_plain_backbone(project_root: Path):
+def test_every_method_transfers_more_motion_than_the_plain_backbone(project_root: Path, tmp_path: Path):
     """The pipeline's own node on the project's parameters, narrowed to one case, one seed and one control."""
     conf = project_root / "conf" / "base"
 
@@ -47,6 +47,7 @@ def test_every_method_transfers_more_motion_than_the_plain_backbone(project_root
         "controls": [{"label": "Backbone", "generate": {"noise_init": "random"}}],
         "train": {**settings["train"], "steps": TRAIN_STEPS},
         "generate": {**settings["generate"], "steps": SAMPLING_STEPS},
+        "work_dir": str(tmp_path / "runs"),
     }
     evaluate = section("evaluate", "evaluate")
     evaluate["clip"]["model"] = str(project_root / evaluate["clip"]["model"])

@@ -28,18 +28,25 @@ what the prompts and the noise give without any learnt motion.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone
 from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug
 from motiontune.features import INVERTED_LATENTS, encode_reference
+from motiontune.io.atomic import write_atomically
 from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
@@ -214,34 +221,56 @@ def run_world_benchmark(
     clip: ClipScorer | None = None,
     temporal_pairs: PairMode = "all",
     progress: bool = True,
+    work_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Controls and methods x cases x seeds. Returns one row per generated video and the videos keyed
     ``<label>/<seed>/<case>/<NN>_<prompt>`` (references under ``reference/<case>``). ``clip``: scores the
-    CLIP columns (None: they stay empty). ``progress``: a bar over the (case, method or control, seed) runs."""
+    CLIP columns (None: they stay empty). ``progress``: a bar over the (case, method or control, seed) runs.
+    ``work_dir``: each run's videos are kept there as it finishes, so a rerun after a crash redoes only the runs
+    that had not (a run whose settings changed is redone); the folder goes once the benchmark completes."""
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
     bar = tqdm(total=len(cases) * (len(controls) + len(methods)) * len(config.seeds), desc="world benchmark",
                disable=not progress)
     for case in cases:
-        features = encode_reference(backbone, case.reference.frames, case.train_prompt, config.inversion_steps, progress=False)
+        features: dict[str, Any] = {}
+
+        def reference_features() -> dict[str, Any]:
+            if not features:  # only when some run of this case is not stored yet
+                features.update(encode_reference(backbone, case.reference.frames, case.train_prompt,
+                                                 config.inversion_steps, progress=False))
+            return features
+
         reference_tracks = tracker.track(case.reference.frames)
         videos[f"reference/{case.name}"] = case.reference.frames
         runs: list[tuple[str, int, Any]] = []
         for control in controls:
             for seed in config.seeds:
                 sampling = replace(generation, **{**control.generate, "seed": seed})
-                runs.append((control.label, seed, generate_without_motion(
-                    backbone, case.target_prompts, *case.reference.frames.shape[:3], sampling, features[INVERTED_LATENTS])))
+                runs.append((control.label, seed, _stored_run(
+                    work_dir, case, control.label, seed, {"backbone": backbone.fingerprint(), "control": control.generate,
+                                                          "sampling": sampling, "inversion_steps": config.inversion_steps},
+                    lambda: generate_without_motion(backbone, case.target_prompts, *case.reference.frames.shape[:3],
+                                                    sampling, reference_features()[INVERTED_LATENTS]))))
                 bar.update(1)
         for entry in methods:
             method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
             for seed in config.seeds:
-                logger.info("world benchmark: %s on %s (seed %d)", entry.label, case.name, seed)
                 loop = replace(training_config_for(method_params), seed=seed)
-                artifact, _ = learn_motion(backbone, entry.method, entry.options, loop, features, _reference_row(case))
                 sampling = replace(generation, **{**entry.generate, "seed": seed})
-                runs.append((entry.label, seed, generate_with_motion(
-                    backbone, artifact, case.target_prompts, sampling, features[INVERTED_LATENTS])))
+
+                def learn_and_generate() -> list[np.ndarray]:
+                    logger.info("world benchmark: %s on %s (seed %d)", entry.label, case.name, seed)
+                    artifact, _ = learn_motion(backbone, entry.method, entry.options, loop, reference_features(),
+                                               _reference_row(case))
+                    return generate_with_motion(backbone, artifact, case.target_prompts, sampling,
+                                                reference_features()[INVERTED_LATENTS])
+
+                runs.append((entry.label, seed, _stored_run(
+                    work_dir, case, entry.label, seed, {"backbone": backbone.fingerprint(), "method": entry.method,
+                                                        "options": entry.options, "loop": loop, "sampling": sampling,
+                                                        "inversion_steps": config.inversion_steps},
+                    learn_and_generate)))
                 bar.update(1)
         for label, seed, outputs in runs:
             for index, (prompt, target, frames) in enumerate(zip(case.target_prompts, case.targets, outputs)):
@@ -254,7 +283,32 @@ def run_world_benchmark(
                 })
                 videos[f"{label_slug(label)}/{seed}/{video_id(case.name, index, prompt)}"] = frames
     bar.close()
+    if work_dir is not None:
+        shutil.rmtree(work_dir, ignore_errors=True)
     return pd.DataFrame(rows), videos
+
+
+def _stored_run(
+    work_dir: Path | None, case: BenchmarkCase, label: str, seed: int, settings: Mapping[str, Any],
+    make: Callable[[], list[np.ndarray]],
+) -> list[np.ndarray]:
+    """The run's videos from ``work_dir`` when stored there with the same settings, else ``make()`` (stored)."""
+    if work_dir is None:
+        return make()
+    blob = json.dumps({"case": case.name, "reference": hashlib.sha256(case.reference.frames.tobytes()).hexdigest(),
+                       "prompts": case.target_prompts, "label": label, "seed": seed, **settings},
+                      sort_keys=True, default=str)
+    fingerprint = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    path = Path(work_dir) / case.name / label_slug(label) / f"{seed}.safetensors"
+    if path.exists():
+        with safe_open(str(path), framework="pt") as stored:
+            if (stored.metadata() or {}).get("fingerprint") == fingerprint:
+                return list(stored.get_tensor("videos").numpy())
+    outputs = make()
+    write_atomically(path, lambda target: save_file({"videos": torch.from_numpy(np.stack(outputs))}, str(target),
+                                                    metadata={"fingerprint": fingerprint}),
+                     suffix=".safetensors")
+    return outputs
 
 
 def world_summary(results: pd.DataFrame) -> pd.DataFrame:

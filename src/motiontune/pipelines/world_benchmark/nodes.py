@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ def benchmark_on_world(
         tracker=build_tracker(evaluate["tracker"], **options), static_threshold=float(evaluate["static_threshold"]),
         clip=clip_scorer(evaluate), temporal_pairs=(evaluate.get("clip") or {}).get("temporal_pairs", "all"),
         progress=bool(world_benchmark.get("progress_bar", True)),
+        work_dir=Path(world_benchmark["work_dir"]) if world_benchmark.get("work_dir") else None,
     )
     summary = world_summary(results)
     markdown = world_summary_markdown(summary)
