@@ -28,9 +28,22 @@ def project_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backbone():
+    """Shared by many tests (loading it once keeps the suite fast), so every test must leave it as it found it:
+    its UNet's weights and attention processors are checked when the session ends."""
+    import torch
+
     from motiontune.backbone.loading import load_backbone
 
-    return load_backbone(TINY_BACKBONE, device="cpu")
+    backbone = load_backbone(TINY_BACKBONE, device="cpu")
+    weights = {name: tensor.detach().clone() for name, tensor in backbone.unet.state_dict().items()}
+    processors = {name: type(processor) for name, processor in backbone.unet.attn_processors.items()}
+    yield backbone
+    now = backbone.unet.state_dict()
+    changed = sorted(name for name in set(weights) | set(now)
+                     if name not in weights or name not in now or not torch.equal(weights[name], now[name]))
+    assert not changed, f"a test left the shared tiny backbone's UNet changed: {changed[:5]}"
+    assert {name: type(processor) for name, processor in backbone.unet.attn_processors.items()} == processors, \
+        "a test left other attention processors on the shared tiny backbone"
 
 TINY_CLIP_WORDS = ("a", "red", "blue", "square", "circle", "moving", "left", "right")
 TINY_CLIP_IMAGE_SIZE = 32
