@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 from motiontune.io.atomic import replace_folder, write_atomically
+from motiontune.schedules import warmup_cosine_share
 from motiontune.world.captions import appearance_caption, world_vocabulary
 from motiontune.world.generator import sample_world
 from motiontune.world.spec import WorldSpec, settings_from_params
@@ -177,14 +178,6 @@ def _fingerprint(*parts: Any) -> str:
 def _frames_to_unit(frames: np.ndarray) -> torch.Tensor:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-def _cosine_rate(step: int, stage: DiffusionStage) -> float:
-    if step < stage.warmup_steps:
-        return (step + 1) / stage.warmup_steps
-    progress = (step - stage.warmup_steps) / max(1, stage.steps - stage.warmup_steps)
-    floor = stage.final_learning_rate_share
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _run_steps(
@@ -332,7 +325,8 @@ def train_diffusion(
         # seeding it per step keeps a resumed run bitwise equal to an unbroken one.
         torch.manual_seed(seed * 1_000_003 + step)
         for group in optimizer.param_groups:
-            group["lr"] = stage.learning_rate * _cosine_rate(step, stage)
+            group["lr"] = stage.learning_rate * warmup_cosine_share(step, stage.steps, stage.warmup_steps,
+                                                                   stage.final_learning_rate_share)
         index = torch.randint(len(latents), (stage.batch_size,), generator=generator)
         draw = torch.rand(stage.batch_size, generator=generator)
         ids = torch.where((draw < stage.empty_caption_share)[:, None], empty_ids[None, :],

@@ -243,13 +243,16 @@ def run_world_benchmark(
 
         reference_tracks = tracker.track(case.reference.frames)
         videos[f"reference/{case.name}"] = case.reference.frames
+        # What every run of this case depends on besides its own settings (the key of its stored videos).
+        case_settings = {"backbone": backbone.fingerprint(), "inversion_steps": config.inversion_steps,
+                         "case": case.name, "reference": _reference_row(case)["source_sha256"],
+                         "prompts": case.target_prompts}
         runs: list[tuple[str, int, Any]] = []
         for control in controls:
             for seed in config.seeds:
                 sampling = replace(generation, **{**control.generate, "seed": seed})
                 runs.append((control.label, seed, _stored_run(
-                    work_dir, case, control.label, seed, {"backbone": backbone.fingerprint(), "control": control.generate,
-                                                          "sampling": sampling, "inversion_steps": config.inversion_steps},
+                    work_dir, case.name, control.label, seed, {**case_settings, "control": control.generate, "sampling": sampling},
                     lambda: generate_without_motion(backbone, case.target_prompts, *case.reference.frames.shape[:3],
                                                     sampling, reference_features()[INVERTED_LATENTS]))))
                 bar.update(1)
@@ -267,9 +270,8 @@ def run_world_benchmark(
                                                 reference_features()[INVERTED_LATENTS])
 
                 runs.append((entry.label, seed, _stored_run(
-                    work_dir, case, entry.label, seed, {"backbone": backbone.fingerprint(), "method": entry.method,
-                                                        "options": entry.options, "loop": loop, "sampling": sampling,
-                                                        "inversion_steps": config.inversion_steps},
+                    work_dir, case.name, entry.label, seed, {**case_settings, "method": entry.method,
+                                                             "options": entry.options, "loop": loop, "sampling": sampling},
                     learn_and_generate)))
                 bar.update(1)
         for label, seed, outputs in runs:
@@ -289,17 +291,15 @@ def run_world_benchmark(
 
 
 def _stored_run(
-    work_dir: Path | None, case: BenchmarkCase, label: str, seed: int, settings: Mapping[str, Any],
+    work_dir: Path | None, case_name: str, label: str, seed: int, settings: Mapping[str, Any],
     make: Callable[[], list[np.ndarray]],
 ) -> list[np.ndarray]:
     """The run's videos from ``work_dir`` when stored there with the same settings, else ``make()`` (stored)."""
     if work_dir is None:
         return make()
-    blob = json.dumps({"case": case.name, "reference": hashlib.sha256(case.reference.frames.tobytes()).hexdigest(),
-                       "prompts": case.target_prompts, "label": label, "seed": seed, **settings},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"label": label, "seed": seed, **settings}, sort_keys=True, default=str)
     fingerprint = hashlib.sha256(blob.encode("utf-8")).hexdigest()
-    path = Path(work_dir) / case.name / label_slug(label) / f"{seed}.safetensors"
+    path = Path(work_dir) / case_name / label_slug(label) / f"{seed}.safetensors"
     if path.exists():
         with safe_open(str(path), framework="pt") as stored:
             if (stored.metadata() or {}).get("fingerprint") == fingerprint:

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.tokenizer import write_clip_tokenizer
 from motiontune.io.atomic import replace_folder
+from motiontune.schedules import warmup_cosine_share
 from motiontune.world.captions import appearance_caption, world_vocabulary
 from motiontune.world.generator import sample_world
 from motiontune.world.spec import WorldSpec, settings_from_params
@@ -167,14 +168,6 @@ def zero_shot_accuracy(scorer: Any, spec: WorldSpec, config: WorldClipConfig) ->
     }
 
 
-def _learning_rate_share(step: int, config: WorldClipConfig) -> float:
-    """Linear warmup, then cosine decay to 0 (CLIP's schedule)."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def contrastive_loss(logits_per_image: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
     """Symmetric cross-entropy of (B, B) image-text logits; ``positives`` (B, B) bool, True where texts match.
 
@@ -222,7 +215,8 @@ def train_world_clip(out_dir: Path, spec: WorldSpec, config: WorldClipConfig) ->
     bar = tqdm(range(config.steps), desc="world clip", disable=not config.progress_bar, mininterval=5)
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * _learning_rate_share(step, config)
+            # Linear warmup, then cosine decay to 0 (CLIP's schedule).
+            group["lr"] = config.learning_rate * warmup_cosine_share(step, config.steps, config.warmup_steps)
         frames, texts = [], []
         for label in labels.tolist():
             members = by_class[label]

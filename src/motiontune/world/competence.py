@@ -21,7 +21,7 @@ from motiontune.backbone.loading import Backbone
 from motiontune.sampling.generation import GenerationConfig, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.generator import caption_for
-from motiontune.world.motions import MOTION_FAMILIES
+from motiontune.world.motions import MOTION_FAMILIES, matching_param_options
 from motiontune.world.scoring import Intent, score_video
 from motiontune.world.spec import WorldSpec
 
@@ -31,8 +31,7 @@ ATTRIBUTES = ("colour_correct", "shape_correct", "direction_correct")
 def competence_prompts(spec: WorldSpec, family: str, params: Mapping[str, Any]) -> list[str]:
     """One caption per colour x shape; the family's other parameter (direction) cycles through its options,
     so every colour, shape and direction appears."""
-    options = [dict(option) for option in MOTION_FAMILIES[family].param_options(spec)
-               if all(option.get(key) == value for key, value in params.items())]
+    options = matching_param_options(spec, family, params)
     if not options:
         raise ValueError(f"world_backbone competence: no {family} parameters match {dict(params)}")
     prompts = []

@@ -113,6 +113,12 @@ class MotionFamily:
 MOTION_FAMILIES: dict[str, MotionFamily] = {}
 
 
+def matching_param_options(spec: WorldSpec, family: str, params: Params) -> list[dict[str, ParamValue]]:
+    """The family's parameter combinations that agree with every key of ``params`` (e.g. ``{"speed": "fast"}``)."""
+    return [dict(option) for option in MOTION_FAMILIES[family].param_options(spec)
+            if all(option.get(key) == value for key, value in params.items())]
+
+
 def register_motion_family(family: MotionFamily) -> MotionFamily:
     """Add ``family`` to ``MOTION_FAMILIES`` (replacing one of the same name) and return it."""
     MOTION_FAMILIES[family.name] = family

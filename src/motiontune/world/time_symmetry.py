@@ -27,7 +27,7 @@ import torch
 from motiontune.backbone.loading import Backbone
 from motiontune.sampling.latents import encode_frames, encode_prompts
 from motiontune.world.generator import caption_for, render_sample
-from motiontune.world.motions import MOTION_FAMILIES
+from motiontune.world.motions import MOTION_FAMILIES, matching_param_options
 from motiontune.world.spec import WorldSpec, settings_from_params
 from motiontune.world.vocabulary import opposite_direction
 
@@ -77,8 +77,7 @@ def time_symmetry_report(backbone: Backbone, spec: WorldSpec, config: TimeSymmet
     from diffusers import DDPMScheduler
 
     unet, device, dtype = backbone.unet, backbone.device, backbone.dtype
-    options = [dict(option) for option in MOTION_FAMILIES[config.family].param_options(spec)
-               if all(option.get(key) == value for key, value in config.params.items()) and "direction" in option]
+    options = [option for option in matching_param_options(spec, config.family, config.params) if "direction" in option]
     if not options:
         raise ValueError(f"world_backbone.competence.time_symmetry: no {config.family} parameters with a direction "
                          f"match {dict(config.params)}")
