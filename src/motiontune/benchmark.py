@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from motiontune.backbone.loading import Backbone
-from motiontune.features import INVERTED_LATENTS
 from motiontune.metrics.configured import MetricModels
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.trackers import Tracker
@@ -80,7 +79,7 @@ def run_benchmark(
             for reference in references:
                 logger.info("benchmark: %s on %s (seed %d)", entry.label, reference.name, seed)
                 artifact, _ = learn_motion(backbone, entry.method, entry.options, loop, reference.features, reference.row)
-                outputs = generate_with_motion(backbone, artifact, reference.prompts, sampling, reference.features.get(INVERTED_LATENTS))
+                outputs = generate_with_motion(backbone, artifact, reference.prompts, sampling, reference.features)
                 generated = {video_id(reference.name, i, p): (p, v) for i, (p, v) in enumerate(zip(reference.prompts, outputs))}
                 report = evaluate_motion(
                     reference.frames, generated, tracker, tracker_description, static_threshold,

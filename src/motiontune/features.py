@@ -10,21 +10,44 @@ from motiontune.sampling.ddim import ddim_invert, guided_noise_prediction
 from motiontune.sampling.latents import encode_frames, encode_prompts
 
 LATENTS = "latents"
+# Embeddings of the two training prompts a method may choose (``simplified_prompt`` training setting): the
+# caption as given, and its appearance-invariant simplification (VMC sec. 3.2). A manifest ``train_prompt``
+# replaces both.
 PROMPT_EMBEDS = "prompt_embeds"
+SIMPLIFIED_PROMPT_EMBEDS = "simplified_prompt_embeds"
 INVERTED_LATENTS = "inverted_latents"
+# The DDIM step count of ``inverted_latents`` (a 1-element int64 tensor), so generation knows whether the
+# cached inversion fits its sampling steps.
+INVERSION_STEPS = "inversion_steps"
+# All four public codes invert the reference under the empty prompt, without guidance (MotionInversion
+# utils/ddim_utils.py; MotionDirector_train.py; MotionMatcher inference.py; VMC common/util.py).
+INVERSION_PROMPT = ""
+
+
+def invert_reference(backbone: Backbone, latents: torch.Tensor, prompt: str, steps: int, progress: bool = True) -> torch.Tensor:
+    """DDIM inversion (1, C, F, h, w) of clean reference latents under ``prompt`` (no guidance), with the
+    backbone's UNet as it is now (base, or with a motion applied)."""
+    predict = guided_noise_prediction(backbone.unet, encode_prompts(backbone, [prompt]), None, 1.0)
+    return ddim_invert(predict, backbone.scheduler_config, latents.to(backbone.device, backbone.dtype), steps, progress=progress)
 
 
 def encode_reference(
-    backbone: Backbone, frames: np.ndarray, train_prompt: str, inversion_steps: int, progress: bool = True
+    backbone: Backbone,
+    frames: np.ndarray,
+    caption_prompt: str,
+    simplified_prompt: str,
+    inversion_steps: int,
+    progress: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """``latents`` (1, C, F, h, w), ``prompt_embeds`` (1, L, D) of the training prompt, and
-    ``inverted_latents`` (1, C, F, h, w): the DDIM inversion of the latents under that prompt (no guidance)."""
+    """``latents`` (1, C, F, h, w); ``prompt_embeds`` / ``simplified_prompt_embeds`` (1, L, D) of the two
+    candidate training prompts; ``inverted_latents`` (1, C, F, h, w): the base model's DDIM inversion of the
+    latents under the empty prompt (no guidance) with ``inversion_steps`` steps, recorded as ``inversion_steps``."""
     latents = encode_frames(backbone, frames)
-    prompt_embeds = encode_prompts(backbone, [train_prompt])
-    predict = guided_noise_prediction(backbone.unet, prompt_embeds, None, 1.0)
-    inverted = ddim_invert(predict, backbone.scheduler_config, latents, inversion_steps, progress=progress)
+    inverted = invert_reference(backbone, latents, INVERSION_PROMPT, inversion_steps, progress=progress)
     return {
         LATENTS: latents.float().cpu(),
-        PROMPT_EMBEDS: prompt_embeds.float().cpu(),
+        PROMPT_EMBEDS: encode_prompts(backbone, [caption_prompt]).float().cpu(),
+        SIMPLIFIED_PROMPT_EMBEDS: encode_prompts(backbone, [simplified_prompt]).float().cpu(),
         INVERTED_LATENTS: inverted.float().cpu(),
+        INVERSION_STEPS: torch.tensor([int(inversion_steps)], dtype=torch.int64),
     }

@@ -8,9 +8,9 @@ from typing import Any
 
 from motiontune.backbone.structure import BLOCK_PRESETS
 from motiontune.metrics.clip_scores import missing_local_model
-from motiontune.metrics.trackers import TRACKERS
+from motiontune.metrics.configured import evaluate_problems
 from motiontune.motion.embeddings import DEBIAS_MODES
-from motiontune.motion.methods import build_method, recommended_inference
+from motiontune.motion.methods import build_method, method_names, recommended_inference, recommended_training
 from motiontune.motion.customize import training_config_for
 from motiontune.sampling.generation import GenerationConfig
 from motiontune.sampling.noise import NOISE_INITS
@@ -44,18 +44,21 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
 
     train = params.get("train")
     if train is not None:
-        _check(problems, lambda: training_config_for(train))
+        _check(problems, lambda: training_config_for(train))  # unknown train.* keys included
         method = train.get("method")
-        options = train.get(method) or {}
-        _check(problems, lambda: build_method(method, options))
-        _check(problems, lambda: recommended_inference(method, options))
-        blocks = options.get("blocks")
-        if method == "motion_embeddings" and isinstance(blocks, str) and blocks not in BLOCK_PRESETS:
-            problems.append(f"train.{method}.blocks: '{blocks}' is not a preset ({list(BLOCK_PRESETS)}) or a list of module paths")
+        # The chosen method's block, and every other method's block given (benchmarks train those too).
+        for name in [method, *(name for name in method_names() if name != method and name in train)]:
+            options = train.get(name) or {}
+            _check(problems, lambda: build_method(name, options))
+            _check(problems, lambda: recommended_training(name, options))
+            _check(problems, lambda: recommended_inference(name, options))
+            blocks = options.get("blocks")
+            if name == "motion_embeddings" and isinstance(blocks, str) and blocks not in BLOCK_PRESETS:
+                problems.append(f"train.{name}.blocks: '{blocks}' is not a preset ({list(BLOCK_PRESETS)}) or a list of module paths")
 
     generate = params.get("generate")
     if generate is not None:
-        _check(problems, lambda: GenerationConfig.from_params(generate))
+        _check(problems, lambda: GenerationConfig.from_params(generate))  # unknown generate.* keys included
         problems += registry_generate_problems(generate)
         if generate.get("debias") not in (None, *DEBIAS_MODES):
             problems.append(f"generate.debias: '{generate['debias']}' is not one of {list(DEBIAS_MODES)} (or null)")
@@ -66,15 +69,15 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
             problems.append(f"generate.blend_strength: must be in [0, 1], got {strength}")
 
     evaluate = params.get("evaluate")
-    if evaluate is not None and evaluate.get("tracker") not in TRACKERS:
-        problems.append(f"evaluate.tracker: '{evaluate.get('tracker')}' is not one of {sorted(TRACKERS)}")
+    if evaluate is not None:
+        problems += evaluate_problems(evaluate)  # tracker (CoTracker paths), motion fidelity, unknown keys
     clip = (evaluate or {}).get("clip") or {}
     if clip.get("model") and clip.get("backend", "transformers") == "transformers" and missing_local_model(str(clip["model"])):
         problems.append(
             f"evaluate.clip.model: {clip['model']} is neither a folder here nor a Hugging Face id "
             "(the default is built by `kedro run --pipelines=world_clip`; null skips the CLIP metrics)"
         )
-    return problems
+    return list(dict.fromkeys(problems))  # one line per problem, however many checks found it
 
 
 def check_parameters(params: Mapping[str, Any]) -> None:

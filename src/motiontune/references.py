@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ def prepare_references(
     frames_fps: float,
     resample_to_fps: bool,
     rules: VideoRules,
-    simplify_prompts: bool,
     on_error: str = "stop",
 ) -> tuple[dict[str, VideoClip], list[dict[str, Any]]]:
     """Validate every entry first (Great Expectations), then read, resample and crop each.
@@ -63,7 +62,9 @@ def prepare_references(
         frames, source_fps = read_video(entry.path, frames_fps=entry.fps or frames_fps)
         picked = resample_frames(frames, source_fps, num_frames, fps if resample_to_fps else None, path=entry.path)
         clips[entry.name] = VideoClip(frames=resize_center_crop(picked, height, width), fps=float(fps))
-        train_prompt = entry.train_prompt or (simplify_prompt(entry.prompt) if simplify_prompts else entry.prompt)
+        # The two training prompts a method may choose (see training_prompt); a manifest train_prompt is both.
+        train_prompt = entry.train_prompt or entry.prompt
+        simplified_train_prompt = entry.train_prompt or simplify_prompt(entry.prompt)
         rows.append(
             {
                 "name": entry.name,
@@ -75,6 +76,7 @@ def prepare_references(
                 "source_width": int(frames.shape[2]),
                 "prompt": entry.prompt,
                 "train_prompt": train_prompt,
+                "simplified_train_prompt": simplified_train_prompt,
                 "target_prompts": " | ".join(entry.target_prompts),
                 "num_frames": num_frames,
                 "height": height,
@@ -82,8 +84,22 @@ def prepare_references(
                 "fps": float(fps),
             }
         )
-        logger.info("Reference '%s': %s -> train prompt '%s'", entry.name, entry.path, train_prompt)
+        logger.info("Reference '%s': %s -> train prompt '%s' (simplified: '%s')", entry.name, entry.path, train_prompt, simplified_train_prompt)
     return clips, rows
+
+
+def training_prompt(row: Mapping[str, Any], simplified: bool) -> str:
+    """The prompt a reference trains on: ``simplified_train_prompt`` (its appearance-invariant form, VMC sec. 3.2)
+    for a method that trains on it, else ``train_prompt`` (the caption). A manifest ``train_prompt`` is both; a
+    row made by hand without ``simplified_train_prompt`` trains on ``train_prompt`` either way."""
+    if simplified and row.get("simplified_train_prompt"):
+        return str(row["simplified_train_prompt"])
+    return str(row["train_prompt"])
+
+
+def training_prompts(row: Mapping[str, Any]) -> tuple[str, str]:
+    """(caption prompt, simplified prompt) of a metadata row, as :func:`motiontune.features.encode_reference` takes them."""
+    return training_prompt(row, False), training_prompt(row, True)
 
 
 def target_prompts(row: dict[str, Any]) -> list[str]:

@@ -270,8 +270,14 @@ def test_over_long_target_prompt_fails_before_any_clip_is_encoded(project_root: 
         ({"video": {"num_frames": 0}}, "video.num_frames: must be a positive integer, got 0"),
         ({"evaluate": {"tracker": "magic"}}, "evaluate.tracker: 'magic' is not one of"),
         ({"evaluate": {"clip": {"model": "data/06_models/clip/nowhere"}}}, "evaluate.clip.model: data/06_models/clip/nowhere is neither"),
+        ({"train": {"stpes": 5}}, "train.stpes: unknown key (did you mean 'steps'?)"),
+        ({"generate": {"guidance": 3}}, "generate.guidance: unknown key (did you mean 'guidance_scale'?)"),
+        ({"train": {"motion_embedding": {"blocks": "deep"}}}, "train.motion_embedding: unknown key (did you mean 'motion_embeddings'?)"),
+        # the block of a method other than train.method is checked too (benchmarks train every method)
+        ({"train": {"vmc": {"training": {"stps": 3}}}}, "train.vmc.training"),
     ],
-    ids=["unknown-method", "negative-learning-rate", "zero-steps", "blend-strength", "zero-frames", "unknown-tracker", "missing-clip"],
+    ids=["unknown-method", "negative-learning-rate", "zero-steps", "blend-strength", "zero-frames", "unknown-tracker", "missing-clip",
+         "train-key-typo", "generate-key-typo", "method-block-typo", "other-method-block-typo"],
 )
 def test_unknown_method_and_out_of_range_parameters_are_named(override: dict, expected: str) -> None:
     from motiontune.parameters import ParameterError, check_parameters

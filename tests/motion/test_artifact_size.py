@@ -42,8 +42,8 @@ def test_meta_device_sizes_equal_the_real_backbones(script, tiny_backbone):
 
 def test_zeroscope_numbers_match_a_count_by_hand(sizes):
     # deep: five 1280-channel blocks at latent / 4 (320x576 -> 40x72 latent -> 10x18), 24 frames, float32:
-    # query_key (1, 24, 1280) + value (180, 24, 1280) per block.
-    assert sizes["motion_embeddings (deep)"][ZEROSCOPE.name] == 5 * (1 + 10 * 18) * 24 * 1280 * 4
+    # query_key (1, 24, 1280) + a value (180, 24, 1280) for each of attn1 and attn2 per block (public code).
+    assert sizes["motion_embeddings (deep)"][ZEROSCOPE.name] == 5 * (1 + 2 * 10 * 18) * 24 * 1280 * 4
     # VMC: W_q, W_k, W_v (no bias) of attn1 and attn2 in 15 down/up + 1 mid temporal blocks.
     per_width = {320: 5, 640: 5, 1280: 6}
     assert sizes["vmc"][ZEROSCOPE.name] == sum(blocks * 2 * 3 * width * width * 4 for width, blocks in per_width.items())

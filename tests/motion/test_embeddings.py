@@ -12,7 +12,7 @@ from motiontune.motion.embeddings import (
 
 
 def by_block(embeddings):
-    return dict(zip(embeddings.block_paths, zip(embeddings.query_key, embeddings.value)))
+    return embeddings.by_block()
 
 
 def unet_output(backbone, seed=0):
@@ -27,13 +27,15 @@ def test_shapes_per_block_follow_the_design(tiny_backbone):
     blocks = select_temporal_blocks(tiny_backbone.unet, "all")
     embeddings = MotionEmbeddings(blocks, num_frames=8, latent_size=(16, 16))
     shapes = {k: tuple(v.shape) for k, v in embeddings.named_tensors().items()}
-    # m_qk (1, N, C); m_v (H_i * W_i, N, C) with H_i = 16 / stride.
+    # m_qk (1, N, C) per block; m_v (H_i * W_i, N, C) for each of attn1 and attn2 (public code: one vSpatial
+    # per temporal attention), with H_i = 16 / stride.
     assert shapes["down_blocks.0.temp_attentions.0.transformer_blocks.0.query_key"] == (1, 8, 32)
-    assert shapes["down_blocks.0.temp_attentions.0.transformer_blocks.0.value"] == (256, 8, 32)
-    assert shapes["down_blocks.1.temp_attentions.0.transformer_blocks.0.value"] == (64, 8, 64)
-    assert shapes["up_blocks.1.temp_attentions.1.transformer_blocks.0.value"] == (64, 8, 64)
-    assert shapes["up_blocks.2.temp_attentions.0.transformer_blocks.0.value"] == (256, 8, 32)
-    assert len(shapes) == 2 * 6
+    assert shapes["down_blocks.0.temp_attentions.0.transformer_blocks.0.attn1.value"] == (256, 8, 32)
+    assert shapes["down_blocks.0.temp_attentions.0.transformer_blocks.0.attn2.value"] == (256, 8, 32)
+    assert shapes["down_blocks.1.temp_attentions.0.transformer_blocks.0.attn2.value"] == (64, 8, 64)
+    assert shapes["up_blocks.1.temp_attentions.1.transformer_blocks.0.attn1.value"] == (64, 8, 64)
+    assert shapes["up_blocks.2.temp_attentions.0.transformer_blocks.0.attn1.value"] == (256, 8, 32)
+    assert len(shapes) == 3 * 6
     assert all(torch.count_nonzero(t) == 0 for t in embeddings.named_tensors().values())
 
 
@@ -43,7 +45,7 @@ def test_ablation_layouts_change_only_the_spatial_axis(tiny_backbone):
     first = embeddings.block_paths[0]
     tensors = embeddings.named_tensors()
     assert tuple(tensors[f"{first}.query_key"].shape) == (64, 8, 64)
-    assert tuple(tensors[f"{first}.value"].shape) == (1, 8, 64)
+    assert tuple(tensors[f"{first}.attn1.value"].shape) == (1, 8, 64)
     with pytest.raises(ValueError, match="'3d' is not one of"):
         EmbeddingLayout(value="3d")
 
@@ -101,3 +103,37 @@ def test_wrong_frame_count_is_a_clear_error(tiny_backbone):
     with motion_embeddings_attached(tiny_backbone.unet, by_block(embeddings)):
         with pytest.raises(MotionShapeError, match="learnt for 4 frames, the video has 8"):
             unet_output(tiny_backbone)
+
+
+def test_each_temporal_attention_gets_its_own_value_embedding_and_shared_stays_an_option(tiny_backbone):
+    from motiontune.motion.embeddings import split_by_block
+
+    blocks = select_temporal_blocks(tiny_backbone.unet, "deep")
+    path = blocks[0].path
+    own = MotionEmbeddings(blocks, 8, (16, 16))
+    with torch.no_grad():
+        for parameter in own.parameters():
+            parameter.normal_()
+    grouped = split_by_block(own.named_tensors())
+    assert not torch.equal(grouped[path][1]["attn1"], grouped[path][1]["attn2"])
+    # attn1 and attn2 of one block receive different tensors: the processors hold what the artifact says.
+    with motion_embeddings_attached(tiny_backbone.unet, grouped):
+        block = dict(tiny_backbone.unet.named_modules())[path]
+        assert block.attn1.processor.value is grouped[path][1]["attn1"]
+        assert block.attn2.processor.value is grouped[path][1]["attn2"]
+        assert block.attn1.processor.query_key is block.attn2.processor.query_key
+        with_two = unet_output(tiny_backbone)
+    # Giving attn2 attn1's value changes the output, so the second embedding is used.
+    same = {p: (qk, {"attn1": v["attn1"], "attn2": v["attn1"]}) for p, (qk, v) in grouped.items()}
+    with motion_embeddings_attached(tiny_backbone.unet, same):
+        assert (unet_output(tiny_backbone) - with_two).abs().max() > 1e-4
+    shared = MotionEmbeddings(blocks, 8, (16, 16), EmbeddingLayout(value_sharing="shared"))
+    keys = set(shared.named_tensors())
+    assert f"{path}.value" in keys and f"{path}.attn1.value" not in keys and len(keys) == 2 * len(blocks)
+    values = split_by_block(shared.named_tensors())[path][1]
+    assert values["attn1"] is values["attn2"]
+    with pytest.raises(ValueError, match="'per_block' is not one of"):
+        EmbeddingLayout(value_sharing="per_block")
+    half = {k: v for k, v in own.named_tensors().items() if not k.endswith("attn2.value")}
+    with pytest.raises(ValueError, match="one value per attention"):
+        split_by_block(half)

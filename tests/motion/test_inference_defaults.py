@@ -39,7 +39,7 @@ def test_the_inference_block_updates_the_defaults_and_is_not_a_constructor_optio
     assert recommended["guidance_scale"] == 12.0 and recommended["steps"] == 75
     assert recommended["noise_init"] == "blend" and recommended["blend_strength"] == 0.3  # null keeps the default
     assert build_method("motionmatcher", options).rank == 4
-    with pytest.raises(ValueError, match=r"train.vmc.inference: unknown keys \['debias'\]"):
+    with pytest.raises(ValueError, match=r"train.vmc.inference.debias: unknown key"):
         recommended_inference("vmc", {"inference": {"debias": "frame_diff"}})  # VMC has no value embedding
 
 
@@ -47,7 +47,7 @@ def test_parameter_check_names_an_unknown_inference_key():
     params = {"video": conf("parameters.yml")["video"], "train": conf("parameters_train.yml")["train"]}
     assert parameter_problems(params) == []
     params["train"] = {**params["train"], "method": "vmc", "vmc": {**params["train"]["vmc"], "inference": {"guidance": 12}}}
-    assert any("train.vmc.inference: unknown keys ['guidance']" in problem for problem in parameter_problems(params))
+    assert any("train.vmc.inference.guidance: unknown key (did you mean 'guidance_scale'?)" in problem for problem in parameter_problems(params))
 
 
 def test_generation_takes_guidance_and_steps_from_the_artifact_unless_set():
@@ -72,7 +72,10 @@ def test_a_trained_motion_records_its_inference_block_and_generation_uses_it(tin
     config = TrainingConfig(steps=1, learning_rate=1e-3, checkpoint_every=0, progress_bar=False)
     options = {"inference": {"guidance_scale": 7.5, "steps": 2}}
     artifact, _ = learn_motion(tiny_backbone, "vmc", options, config, features, row)
-    assert artifact.manifest["inference_defaults"] == {"noise_init": "inversion", "guidance_scale": 7.5, "steps": 2}
+    assert artifact.manifest["inference_defaults"] == {
+        "noise_init": "inversion", "guidance_scale": 7.5, "steps": 2,
+        "inversion_model": "customised", "inversion_prompt": "empty", "inversion_steps": None,
+    }
 
     used = []
     guided, sample = generation.guided_noise_prediction, generation.ddim_sample

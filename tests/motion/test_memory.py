@@ -68,7 +68,7 @@ def test_gradient_checkpointing_changes_no_result(tiny_backbone, inputs):
     loss_off, grads_off = loss_and_grads(tiny_backbone, inputs, checkpointing=False)
     loss_on, grads_on = loss_and_grads(tiny_backbone, inputs, checkpointing=True)
     assert torch.allclose(loss_on, loss_off, rtol=1e-6, atol=0)
-    assert len(grads_on) == len(grads_off) == 12  # query_key + value for each of the tiny UNet's 6 down/up blocks
+    assert len(grads_on) == len(grads_off) == 18  # query_key + attn1 and attn2 values for each of the tiny UNet's 6 down/up blocks
     assert all(g.abs().sum() > 0 for g in grads_off)
     for on, off in zip(grads_on, grads_off):
         torch.testing.assert_close(on, off, rtol=1e-5, atol=1e-7)
@@ -379,11 +379,11 @@ def test_a_whole_unet_pass_with_motion_applied_is_bitwise_identical_to_before(ti
     outputs = []
     for processor_class in (ProcessorBefore, MotionEmbeddingAttnProcessor):
         originals = {}
-        for path, query_key, value in zip(method.embeddings.block_paths, method.embeddings.query_key, method.embeddings.value):
+        for path, (query_key, values) in method.embeddings.by_block().items():
             for name in TEMPORAL_ATTENTIONS:
                 attention = modules[f"{path}.{name}"]
                 originals[attention] = attention.processor
-                attention.set_processor(processor_class(query_key.detach(), value.detach(), 0.7, path))
+                attention.set_processor(processor_class(query_key.detach(), values[name].detach(), 0.7, path))
         try:
             with torch.no_grad():
                 outputs.append(tiny_backbone.unet(sample, torch.tensor([600]), encoder_hidden_states=prompts).sample)

@@ -143,6 +143,7 @@ def test_artifact_is_the_temporal_lora_round_trip_and_restoration(tiny_backbone,
     assert artifact.tensors and not any(".attentions." in key for key in artifact.tensors)  # no spatial LoRA
     assert artifact.manifest["inference_defaults"] == {
         "noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0, "guidance_scale": 10.0, "steps": 50,
+        "inversion_model": "base", "inversion_prompt": "empty", "inversion_steps": None,  # public MotionDirector_train.py
     }
     assert artifact.manifest["hyperparameters"]["lora_config"]["r"] == 4
     loaded = load_motion_artifact(save_motion_artifact(tmp_path / "motion", artifact))
@@ -165,7 +166,7 @@ def test_options_and_recommended_training():
     assert isinstance(build_method("motiondirector", {"rank": 8}), MotionDirectorMethod)
     with pytest.raises(ValueError, match="spatial_skip_probability: must be in"):
         build_method("motiondirector", {"spatial_skip_probability": 2})
-    assert recommended_training("motiondirector") == {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
+    assert recommended_training("motiondirector") == {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
 
 
 @pytest.mark.skipif(

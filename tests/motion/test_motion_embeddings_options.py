@@ -46,7 +46,7 @@ def train_two_steps(backbone, reference, **options):
 def test_block_selections_train(tiny_backbone, reference, blocks, expected):
     method, tensors, _ = train_two_steps(tiny_backbone, reference, blocks=blocks)
     assert len(method.hyperparameters()["block_paths"]) == expected
-    assert len(tensors) == 2 * expected
+    assert len(tensors) == 3 * expected  # query_key + a value for attn1 and for attn2 per block
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,8 @@ def test_embedding_layouts_train(tiny_backbone, reference, query_key_layout, val
     positions = {"1d": 1, "2d": 4 * 4}  # down_blocks.1 works on the 8x8 latent halved
     key = "down_blocks.1.temp_attentions.0.transformer_blocks.0"
     assert tuple(tensors[f"{key}.query_key"].shape) == (positions[query_key_layout], FRAMES, 64)
-    assert tuple(tensors[f"{key}.value"].shape) == (positions[value_layout], FRAMES, 64)
+    assert tuple(tensors[f"{key}.attn1.value"].shape) == (positions[value_layout], FRAMES, 64)
+    assert tuple(tensors[f"{key}.attn2.value"].shape) == (positions[value_layout], FRAMES, 64)
 
 
 def test_loss_selection_reaches_the_loss_function():
@@ -94,7 +95,7 @@ def test_debiased_training_is_reproducible_from_the_seed(tiny_backbone, referenc
 
 
 def test_recommended_training_and_the_training_block():
-    assert recommended_training("motion_embeddings") == {"steps": 800, "learning_rate": 5e-2, "weight_decay": 1e-2, "max_grad_norm": None}
+    assert recommended_training("motion_embeddings") == {"steps": 800, "learning_rate": 5e-2, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
     assert isinstance(build_method("motion_embeddings", {"blocks": "deep", "training": {"steps": 300}}), MotionEmbeddingsMethod)
     assert recommended_training("motion_embeddings", {"training": {"steps": 300}})["steps"] == 300
 

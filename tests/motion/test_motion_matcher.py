@@ -201,7 +201,7 @@ def test_options_and_recommended_training():
     assert isinstance(build_method("motionmatcher", {"rank": 8, "training": {"steps": 5}}), MotionMatcherMethod)
     with pytest.raises(ValueError, match=r"spatial_targets: \['attn3'\] are not among"):
         build_method("motionmatcher", {"spatial_targets": ["attn3"]})
-    assert recommended_training("motionmatcher") == {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
+    assert recommended_training("motionmatcher") == {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
     assert MotionMatcherMethod(min_timestep=500).sample_timesteps(1000, 64, torch.Generator().manual_seed(0)).min() >= 500
 
 

@@ -104,7 +104,11 @@ def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_
         tiny_backbone, "vmc", {"vmc_form": "paper"}, quick(learning_rate=1e-2),
         {"latents": reference["latents"], "prompt_embeds": reference["prompt_embeds"]}, reference["row"],
     )
-    assert artifact.manifest["inference_defaults"] == {"noise_init": "inversion", "guidance_scale": 10.0, "steps": 50}
+    assert artifact.manifest["inference_defaults"] == {
+        "noise_init": "inversion", "guidance_scale": 10.0, "steps": 50,
+        # public train_inference.py: the fine-tuned UNet inverts the reference, under "", with the sampling steps
+        "inversion_model": "customised", "inversion_prompt": "empty", "inversion_steps": None,
+    }
     assert artifact.manifest["hyperparameters"]["vmc_form"] == "paper"
     assert len(artifact.manifest["blocks"]) == 7
     loaded = load_motion_artifact(save_motion_artifact(tmp_path / "motion", artifact))
@@ -137,9 +141,10 @@ def test_an_artifact_that_does_not_fit_is_refused_before_anything_changes(tiny_b
 
 def test_build_method_and_recommended_training():
     assert isinstance(build_method("vmc", {"vmc_form": "l2", "training": {"steps": 10}}), VMCMethod)
-    with pytest.raises(ValueError, match="train.vmc: .*unexpected keyword argument 'rank'"):
+    with pytest.raises(ValueError, match="train.vmc.rank: unknown key"):
         build_method("vmc", {"rank": 4})
-    assert recommended_training("vmc") == {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0}
+    # VMC alone trains on the appearance-invariant prompt (sec. 3.2, public code)
+    assert recommended_training("vmc") == {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0, "simplified_prompt": True}
     assert recommended_training("vmc", {"training": {"steps": 50}})["steps"] == 50
-    with pytest.raises(ValueError, match=r"train.vmc.training: unknown keys \['lr'\]"):
+    with pytest.raises(ValueError, match=r"train.vmc.training.lr: unknown key"):
         recommended_training("vmc", {"training": {"lr": 1}})

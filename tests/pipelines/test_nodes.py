@@ -19,7 +19,7 @@ BACKBONE = {"pretrained_model": "data/06_models/backbones/tiny-t2v", "device": "
 def ingest_params(manifest_dir, entries=None):
     return {
         "manifest_dir": str(manifest_dir), "entries": entries, "frames_fps": 8, "resample_to_fps": True,
-        "simplify_prompts": True, "rules": {"min_fps": 1.0, "max_fps": 240.0, "min_side": 16, "max_side": 8192},
+        "rules": {"min_fps": 1.0, "max_fps": 240.0, "min_side": 16, "max_side": 8192},
     }
 
 
@@ -37,7 +37,9 @@ def test_ingest_resamples_crops_and_simplifies(manifest, project_root):
     assert sorted(clips) == ["ball_right", "camera_pan", "square_orbit"]
     assert all(clip.frames.shape == (8, 64, 64, 3) for clip in clips.values())
     row = metadata.set_index("name").loc["ball_right"]
-    assert row["train_prompt"] == "a circle moving right"  # "a red circle moving right over a gray floor", simplified
+    # Both training prompts: the caption (Motion Embeddings, MotionDirector, MotionMatcher) and its simplified form (VMC).
+    assert row["train_prompt"] == "a red circle moving right over a gray floor"
+    assert row["simplified_train_prompt"] == "a circle moving right"
     assert row["source_frames"] == 24 and row["source_width"] == 96 and row["source_height"] == 80
     assert len(row["source_sha256"]) == 64
 

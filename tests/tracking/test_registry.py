@@ -17,7 +17,7 @@ import yaml
 
 VIDEO = {"num_frames": 8, "height": 64, "width": 64, "fps": 8}
 INGEST = {
-    "entries": ["ball_right"], "frames_fps": 8, "resample_to_fps": True, "simplify_prompts": True,
+    "entries": ["ball_right"], "frames_fps": 8, "resample_to_fps": True, 
     "rules": {"min_fps": 1.0, "max_fps": 240.0, "min_side": 16, "max_side": 8192},
 }
 
@@ -193,7 +193,7 @@ def test_registered_motion_generates_videos_and_refuses_a_foreign_backbone(store
 
     artifact = load_motion_artifact(Path(mlflow.artifacts.download_artifacts("models:/motion-ball_right/1")) / "artifacts/motion")
     with mlflow.start_run():
-        register_motion("no_inversion", artifact, inverted_latents=None)
+        register_motion("no_inversion", artifact, reference=None)
     caplog.set_level(logging.WARNING)
     without = mlflow.pyfunc.load_model("models:/motion-no_inversion@latest")
     assert without.predict(["a dog"], params={"steps": 1})[0].shape == (8, 64, 64, 3)
@@ -266,3 +266,94 @@ def test_pipeline_and_registry_generation_use_the_same_noise_for_the_same_seed(s
     # each prompt starts from the seed's own noise, whatever its position in the list
     assert all(np.array_equal(a, b) for a, b in zip(pipeline_frames, standalone[::-1]))
     assert not np.array_equal(model.predict(prompts[:1], params={"steps": 2, "seed": 8})[0], pipeline_frames[0])
+
+
+@pytest.fixture(scope="module")
+def lora_motion(store, reference, backbone_params, tmp_path_factory):
+    """ball_right learnt by MotionDirector (a LoRA method: ``lora_scale`` matters), registered as
+    ``motion-lora_ball_right`` (its own name: the other tests' ``motion-ball_right`` versions stay as they are)."""
+    import mlflow
+
+    from motiontune.motion.customize import learn_motion
+    from motiontune.motion.training import TrainingConfig
+    from motiontune.tracking.registry import cached_backbone, register_motion
+
+    features, metadata = reference
+    backbone = cached_backbone(backbone_params["pretrained_model"], None, "cpu", "float32")
+    # A large learning rate: after 2 AdamW steps the LoRA changes the video visibly at lora_scale 1.
+    config = TrainingConfig(steps=2, learning_rate=0.05, checkpoint_every=0, progress_bar=False)
+    row = metadata.to_dict(orient="records")[0]
+    artifact, _ = learn_motion(backbone, "motiondirector", {"rank": 4}, config, features["ball_right"], row)
+    with mlflow.start_run():
+        register_motion("lora_ball_right", artifact, features["ball_right"])
+    return "models:/motion-lora_ball_right@latest"
+
+
+def test_lora_scale_reaches_a_generation_from_the_registry(lora_motion, backbone_params):
+    """generate.lora_scale was dropped on the way to the registered model (issue 15, item 9): at lora_scale 0
+    the registered LoRA motion must give exactly the backbone's own video."""
+    from motiontune.pipelines.generate.nodes import generate_from_registry
+    from motiontune.sampling.generation import GenerationConfig, generate_without_motion
+    from motiontune.tracking.registry import cached_backbone
+
+    prompt = "a blue car on a snowy road"
+    generate = {"seed": 3, "steps": 2, "noise_init": "random", "progress_bar": False, "motion": lora_motion, "prompts": [prompt]}
+    backbone = cached_backbone(backbone_params["pretrained_model"], None, "cpu", "float32")
+    # The control: the backbone alone, same seed, noise, steps and guidance (MotionDirector's: 10).
+    alone = generate_without_motion(backbone, [prompt], 8, 64, 64, GenerationConfig(seed=3, steps=2, guidance_scale=10.0, noise_init="random", progress_bar=False))[0]
+
+    (with_lora,) = generate_from_registry(backbone_params, VIDEO, generate).values()
+    assert not np.array_equal(with_lora.frames, alone)  # the learnt LoRA changes the video at its default scale 1
+    (off,) = generate_from_registry(backbone_params, VIDEO, {**generate, "lora_scale": 0.0}).values()
+    np.testing.assert_array_equal(off.frames, alone)
+    # and straight through the pyfunc model
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(lora_motion)
+    (direct,) = model.predict([prompt], params={"seed": 3, "steps": 2, "noise_init": "random", "lora_scale": 0.0})
+    np.testing.assert_array_equal(direct, alone)
+
+
+def sample_generation_options() -> dict:
+    """A value of every GenerationConfig field, none of them its default (so each must be passed on to count)."""
+    import dataclasses
+    import types
+    import typing
+
+    from motiontune.sampling.generation import GenerationConfig
+
+    samples = {bool: False, int: 3, float: 0.25, str: "x"}
+    hints = typing.get_type_hints(GenerationConfig)
+    values = {}
+    for field in dataclasses.fields(GenerationConfig):
+        hint = hints[field.name]
+        (kind,) = [k for k in typing.get_args(hint) if k is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+        values[field.name] = not field.default if kind is bool else samples[kind]
+        assert values[field.name] != field.default, field.name
+    return values
+
+
+def test_every_generation_option_is_accepted_by_the_parameter_check_the_registry_and_the_model(lora_motion, backbone_params, monkeypatch):
+    """The registry, the pyfunc model (its signature and predict) and the parameter check all take every
+    GenerationConfig field (issue 15, item 9: the option list was written out five times, three lacked lora_scale)."""
+    import mlflow
+
+    import motiontune.sampling.generation as generation
+    from motiontune.parameters import parameter_problems
+    from motiontune.tracking.registry import generate_with_registered_motion
+
+    options = sample_generation_options()
+    assert not [p for p in parameter_problems({"video": VIDEO, "generate": options}) if "unknown key" in p]
+
+    seen = []
+
+    def recording(backbone, artifact, prompts, config, reference=None):
+        seen.append(config)
+        return [np.zeros((8, 64, 64, 3), dtype=np.uint8) for _ in prompts]
+
+    monkeypatch.setattr(generation, "generate_with_motion", recording)  # predict imports it when called
+    generate_with_registered_motion(lora_motion, ["a dog"], backbone_params, options)
+    mlflow.pyfunc.load_model(lora_motion).predict(["a dog"], params=options)
+    assert len(seen) == 2
+    for config in seen:
+        assert {name: getattr(config, name) for name in options} == options

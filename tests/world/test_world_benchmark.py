@@ -41,7 +41,8 @@ def test_cases_are_fixed_by_the_seed_and_targets_differ_in_colour_and_shape(spec
         assert len(set(case.target_prompts)) == CONFIG.targets_per_case
         for colour, shape in case.targets:
             assert colour != case.reference.colour and shape != case.reference.shape
-        assert case.reference.colour not in case.train_prompt  # the pipeline's simplified prompt: no appearance
+        assert case.reference.colour not in case.simplified_train_prompt  # VMC's simplified prompt: no appearance
+        assert case.train_prompt == case.reference.caption  # the other methods train on the caption
     assert cases[1].reference.family == "zigzag"
     other = benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "reference_seed": 8}))
     assert [c.target_prompts for c in other] != [c.target_prompts for c in cases]

@@ -32,16 +32,21 @@ def evaluate_motion(
     fid_features: InceptionFeatures | None = None,
     fid_reference_images: Sequence[np.ndarray] | None = None,
     skipped: Mapping[str, str] | None = None,
+    motion_fidelity_mode: str = "moving",
+    foreground_mask: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of each generated video against the reference, and their means.
 
     ``reference_frames``: uint8 (F, H, W, 3); ``generated``: ``{video id: (prompt, frames)}``;
-    ``skipped``: metric -> reason, for the metrics the caller could not configure.
+    ``skipped``: metric -> reason, for the metrics the caller could not configure;
+    ``motion_fidelity_mode``: ``moving`` or ``dmt`` (see ``motion_fidelity``); ``foreground_mask``: (h, w) bool
+    region of frame 0 where both clips' tracks are seeded (DMT's box of the reference's foreground), None: all.
     """
-    reference_tracks = tracker.track(reference_frames)
+    reference_tracks = tracker.track(reference_frames, mask=foreground_mask)
     videos = []
     for video_id, (prompt, frames) in sorted(generated.items()):
-        fidelity = motion_fidelity(reference_tracks, tracker.track(frames), static_threshold=static_threshold)
+        fidelity = motion_fidelity(reference_tracks, tracker.track(frames, mask=foreground_mask),
+                                   static_threshold=static_threshold, mode=motion_fidelity_mode)
         entry: dict[str, Any] = {
             "video": video_id,
             "prompt": prompt,
@@ -50,6 +55,8 @@ def evaluate_motion(
             "motion_fidelity_source_to_output": fidelity.source_to_output,
             "num_reference_tracks": fidelity.num_source_tracks,
             "num_output_tracks": fidelity.num_output_tracks,
+            "num_reference_static_tracks": fidelity.num_source_static,
+            "num_output_static_tracks": fidelity.num_output_static,
             "warning": fidelity.warning,
         }
         if clip_scorer is not None:
@@ -59,7 +66,8 @@ def evaluate_motion(
 
     computed = MOTION_FIDELITY_KEYS + (CLIP_KEYS if clip_scorer is not None else ())
     mean: dict[str, float | None] = {name: float(np.mean([v[name] for v in videos])) if videos else None for name in computed}
-    models = {"motion_fidelity": tracker_description}
+    models = {"motion_fidelity": f"{motion_fidelity_mode} mode; {tracker_description}"
+                                 + ("; seeded in the foreground box" if foreground_mask is not None else "")}
     not_computed = dict(skipped or {})
     if clip_scorer is not None:
         models["clip"] = clip_scorer.description

@@ -47,6 +47,8 @@ class MotionArtifact:
 
     tensors: dict[str, torch.Tensor]
     manifest: dict[str, Any] = field(default_factory=dict)
+    # Reference inversions computed for this artifact at generation time, by (model, prompt, steps); never saved.
+    inversions: dict[tuple[str, str, int], torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def method(self) -> str:

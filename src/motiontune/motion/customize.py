@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,15 @@ from typing import Any
 import torch
 
 from motiontune.backbone.loading import Backbone, BackboneError
-from motiontune.features import LATENTS, PROMPT_EMBEDS
+from motiontune.features import LATENTS, PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS
 from motiontune.motion.artifact import ArtifactError, MotionArtifact
 from motiontune.motion.methods import build_method, method_class, recommended_inference, recommended_training
 from motiontune.motion.training import TrainingConfig, TrainingResult, train_motion
+from motiontune.references import training_prompt
 
 
 # Loop settings a method recommends (its paper / public code) unless the global train.<key> is set.
-METHOD_LOOP_KEYS = ("steps", "learning_rate", "weight_decay", "max_grad_norm")
+METHOD_LOOP_KEYS = ("steps", "learning_rate", "weight_decay", "max_grad_norm", "simplified_prompt")
 
 
 def training_config_for(train: Mapping[str, Any]) -> TrainingConfig:
@@ -41,8 +41,9 @@ def learn_motion(
 ) -> tuple[MotionArtifact, TrainingResult]:
     """Train ``method_name`` on one reference and return the artifact (tensors + manifest) and history.
 
-    ``features``: the cached ``latents`` and ``prompt_embeds``; ``reference``: its metadata row
-    (num_frames, height, width, source_path, source_sha256, train_prompt).
+    ``features``: the cached ``latents``, ``prompt_embeds`` and ``simplified_prompt_embeds`` (the one trained on
+    follows ``config.simplified_prompt``); ``reference``: its metadata row (num_frames, height, width, source_path,
+    source_sha256, train_prompt, simplified_train_prompt).
     """
     method = build_method(method_name, method_options)
     inference_defaults = recommended_inference(method_name, method_options)  # checked before training starts
@@ -51,7 +52,10 @@ def learn_motion(
     if latents.shape[2] != num_frames:
         raise ValueError(f"cached latents have {latents.shape[2]} frames, metadata says {num_frames}; rerun encode")
     method.prepare(backbone, num_frames, height, width)
-    result = train_motion(method, backbone, latents, features[PROMPT_EMBEDS], config, checkpoint_dir)
+    # Features made by hand without the simplified prompt's embeddings train on prompt_embeds either way.
+    simplified = config.simplified_prompt and SIMPLIFIED_PROMPT_EMBEDS in features
+    prompt_embeds = features[SIMPLIFIED_PROMPT_EMBEDS if simplified else PROMPT_EMBEDS]
+    result = train_motion(method, backbone, latents, prompt_embeds, config, checkpoint_dir)
     manifest = {
         "method": method.name,
         "method_version": method.version,
@@ -70,7 +74,7 @@ def learn_motion(
             **memory_and_speed_switches(config, result),
         },
         "source_video": {"path": str(reference["source_path"]), "sha256": str(reference["source_sha256"])},
-        "train_prompt": str(reference["train_prompt"]),
+        "train_prompt": training_prompt(reference, simplified),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return MotionArtifact(tensors=method.artifact_tensors(), manifest=manifest), result
@@ -84,6 +88,7 @@ def _training_settings(config: TrainingConfig) -> dict[str, Any]:
         "weight_decay": config.weight_decay,
         "adam_epsilon": config.adam_epsilon,
         "max_grad_norm": config.max_grad_norm,
+        "simplified_prompt": config.simplified_prompt,
         "seed": config.seed,
     }
 
@@ -129,12 +134,7 @@ def check_artifact_tensors(artifact: MotionArtifact, backbone: Backbone) -> None
 
     label = f"motion artifact ({artifact.method})"
     cls = method_class(artifact.method)
-    recorded = dict(artifact.manifest.get("hyperparameters", {}))
-    accepted = inspect.signature(cls.__init__).parameters
-    options = {key: value for key, value in recorded.items() if key in accepted}
-    if "block_paths" in recorded and "blocks" in accepted:
-        options["blocks"] = list(recorded["block_paths"])  # the exact blocks, whatever preset named them
-    method = cls(**options)
+    method = cls(**cls.options_from_manifest(artifact.manifest))
     method.prepare(meta_twin(backbone), int(artifact.manifest["num_frames"]), int(artifact.manifest["height"]), int(artifact.manifest["width"]))
     expected = method.artifact_tensors()
     missing, unexpected = sorted(set(expected) - set(artifact.tensors)), sorted(set(artifact.tensors) - set(expected))

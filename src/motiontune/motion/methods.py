@@ -8,6 +8,7 @@ interface.
 from __future__ import annotations
 
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from torch import nn
 
 from motiontune.backbone.loading import Backbone
 from motiontune.backbone.structure import select_temporal_blocks
+from motiontune.known_keys import check_known_keys
 from motiontune.motion.embeddings import (
     DEBIAS_MODES,
     EmbeddingLayout,
@@ -90,6 +92,17 @@ class MotionMethod(ABC):
         """Method options recorded in the artifact manifest."""
 
     @classmethod
+    def options_from_manifest(cls, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor options that rebuild the method an artifact was made with, from its ``motion.json``: the
+        recorded hyperparameters the constructor takes, and ``blocks`` as the exact block paths."""
+        recorded = dict(manifest.get("hyperparameters", {}))
+        accepted = inspect.signature(cls.__init__).parameters
+        options = {key: value for key, value in recorded.items() if key in accepted}
+        if "block_paths" in recorded and "blocks" in accepted:
+            options["blocks"] = list(recorded["block_paths"])  # the exact blocks, whatever preset named them
+        return options
+
+    @classmethod
     @abstractmethod
     def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Any:
         """Context manager that applies an artifact's tensors for generation with inference ``options``.
@@ -125,18 +138,24 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
 
     Options: ``blocks`` (``all`` | ``deep`` | list of module paths), ``loss`` (``ddpm`` | ``vmc`` |
     ``debiased_temporal``, seed 004 A.2), ``vmc_form`` (``paper`` | ``public_code`` | ``l2``, used with
-    ``loss: vmc``), ``query_key_layout`` and ``value_layout`` (``1d`` | ``2d``, the ablation of seed 002 sec. 4.3).
+    ``loss: vmc``), ``query_key_layout`` and ``value_layout`` (``1d`` | ``2d``, the ablation of seed 002 sec. 4.3),
+    ``value_sharing`` (``per_attention``: attn1 and attn2 of a block each own a value embedding, as the public
+    code does; ``shared``: one for both, motiontune's layout before method version 2).
     """
 
     name = "motion_embeddings"
-    version = "1"
+    # 2: one value embedding per temporal attention (public code); artifacts of version 1 shared one per block.
+    version = "2"
     # seed 002 eq. 5 (debias), seed 004 A.4 (blend 0.5), seed 004 A.3 (DDIM 50 steps, guidance 10; public code: 30, 12).
     inference_defaults = {
         "debias": "frame_diff", "value_scale": 1.0, "noise_init": "blend", "blend_strength": 0.5,
         "guidance_scale": 10.0, "steps": 50,
+        # public code (utils/ddim_utils.py inverse_video): the base model inverts the reference under "".
+        "inversion_model": "base", "inversion_prompt": "empty", "inversion_steps": None,
     }
     # seed 004 A.3: AdamW lr 5e-2, 800 steps (100-300 suffice for camera motion); no clipping.
-    training_defaults = {"steps": 800, "learning_rate": 5e-2, "weight_decay": 1e-2, "max_grad_norm": None}
+    # Public code (train.py) trains on the full caption.
+    training_defaults = {"steps": 800, "learning_rate": 5e-2, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
 
     def __init__(
         self,
@@ -145,6 +164,7 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
         query_key_layout: str = "1d",
         value_layout: str = "2d",
         vmc_form: str = "paper",
+        value_sharing: str = "per_attention",
     ) -> None:
         self.blocks = blocks
         self.loss_name = loss
@@ -152,7 +172,7 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
             raise ValueError(f"vmc_form: '{vmc_form}' is not one of {list(VMC_FORMS)}")
         self.vmc_form = vmc_form
         self._loss = get_loss(loss, form=vmc_form) if loss == "vmc" else get_loss(loss)
-        self.layout = EmbeddingLayout(query_key=query_key_layout, value=value_layout)
+        self.layout = EmbeddingLayout(query_key=query_key_layout, value=value_layout, value_sharing=value_sharing)
         self.embeddings: MotionEmbeddings | None = None
 
     def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
@@ -172,9 +192,7 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
         return list(self._require_embeddings().parameters())
 
     def training_context(self, backbone: Backbone) -> Any:
-        embeddings = self._require_embeddings()
-        by_block = dict(zip(embeddings.block_paths, zip(embeddings.query_key, embeddings.value)))
-        return motion_embeddings_attached(backbone.unet, by_block, value_scale=1.0)
+        return motion_embeddings_attached(backbone.unet, self._require_embeddings().by_block(), value_scale=1.0)
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self._loss(prediction, target, generator=generator)
@@ -191,11 +209,19 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
             "loss": self.loss_name,
             "query_key_layout": self.layout.query_key,
             "value_layout": self.layout.value,
+            "value_sharing": self.layout.value_sharing,
             "block_paths": list(self._require_embeddings().block_paths),
         }
         if self.loss_name == "vmc":
             hyperparameters["vmc_form"] = self.vmc_form
         return hyperparameters
+
+    @classmethod
+    def options_from_manifest(cls, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        options = super().options_from_manifest(manifest)
+        if str(manifest.get("method_version", cls.version)) == "1":
+            options.setdefault("value_sharing", "shared")  # version 1 shared one value embedding per block
+        return options
 
     @classmethod
     @contextmanager
@@ -204,12 +230,10 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
         if debias not in DEBIAS_MODES:
             raise ValueError(f"debias: '{debias}' is not one of {list(DEBIAS_MODES)}")
         value_scale = float(options.get("value_scale", cls.inference_defaults["value_scale"]))
+        place = {"device": backbone.device, "dtype": backbone.dtype}
         by_block = {
-            path: (
-                query_key.to(device=backbone.device, dtype=backbone.dtype),
-                debias_value(value, debias).to(device=backbone.device, dtype=backbone.dtype),
-            )
-            for path, (query_key, value) in split_by_block(tensors).items()
+            path: (query_key.to(**place), {name: debias_value(value, debias).to(**place) for name, value in values.items()})
+            for path, (query_key, values) in split_by_block(tensors).items()
         }
         with motion_embeddings_attached(backbone.unet, by_block, value_scale=value_scale):
             yield
@@ -226,7 +250,7 @@ BUILTIN_METHOD_MODULES = (
 )
 
 # Loop settings a method may recommend (TrainingConfig fields that depend on the method).
-TRAINING_KEYS = ("steps", "learning_rate", "adam_betas", "weight_decay", "adam_epsilon", "max_grad_norm")
+TRAINING_KEYS = ("steps", "learning_rate", "adam_betas", "weight_decay", "adam_epsilon", "max_grad_norm", "simplified_prompt")
 # The option key, inside a method's ``train.<method>`` block, holding its recommended loop settings.
 TRAINING_BLOCK = "training"
 # The option key, inside a method's ``train.<method>`` block, updating its inference defaults (``motion.json``).
@@ -267,6 +291,8 @@ def build_method(name: str, options: Mapping[str, Any] | None) -> MotionMethod:
     """
     cls = method_class(name)
     constructor_options = {k: v for k, v in dict(options or {}).items() if k not in NON_CONSTRUCTOR_BLOCKS}
+    accepted = [key for key in inspect.signature(cls.__init__).parameters if key != "self"]
+    check_known_keys(f"train.{name}", constructor_options, (*accepted, *NON_CONSTRUCTOR_BLOCKS))
     try:
         return cls(**constructor_options)
     except TypeError as error:
@@ -282,9 +308,7 @@ def recommended_training(name: str, options: Mapping[str, Any] | None = None) ->
     """
     cls = method_class(name)
     overrides = dict((options or {}).get(TRAINING_BLOCK) or {})
-    unknown = sorted(set(overrides) - set(TRAINING_KEYS))
-    if unknown:
-        raise ValueError(f"train.{name}.{TRAINING_BLOCK}: unknown keys {unknown}; known keys are {list(TRAINING_KEYS)}")
+    check_known_keys(f"train.{name}.{TRAINING_BLOCK}", overrides, TRAINING_KEYS)
     return {**cls.training_defaults, **overrides}
 
 
@@ -295,9 +319,5 @@ def recommended_inference(name: str, options: Mapping[str, Any] | None = None) -
     """
     cls = method_class(name)
     overrides = {k: v for k, v in dict((options or {}).get(INFERENCE_BLOCK) or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - set(cls.inference_defaults))
-    if unknown:
-        raise ValueError(
-            f"train.{name}.{INFERENCE_BLOCK}: unknown keys {unknown}; known keys are {list(cls.inference_defaults)}"
-        )
+    check_known_keys(f"train.{name}.{INFERENCE_BLOCK}", overrides, cls.inference_defaults)
     return {**cls.inference_defaults, **overrides}

@@ -48,9 +48,14 @@ class MotionDirectorMethod(MotionMethod):
     name = "motiondirector"
     version = "1"
     # seed 004 A.4 (blend 0.5) and A.3 (DDIM 50 steps, guidance 10; public inference script: 30 steps, guidance 12).
-    inference_defaults = {"noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0, "guidance_scale": 10.0, "steps": 50}
+    inference_defaults = {
+        "noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0, "guidance_scale": 10.0, "steps": 50,
+        # public MotionDirector_train.py: the base model inverts the reference under "" before training.
+        "inversion_model": "base", "inversion_prompt": "empty", "inversion_steps": None,
+    }
     # Public code (single video): AdamW lr 5e-4, weight decay 1e-2, 150 steps; no clipping.
-    training_defaults = {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
+    # The public code trains on the full caption.
+    training_defaults = {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
 
     def __init__(
         self,

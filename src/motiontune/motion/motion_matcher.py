@@ -84,9 +84,12 @@ class MotionMatcherMethod(MotionMethod):
     inference_defaults = {
         "noise_init": "blend", "blend_strength": 0.3, "lora_scale": 1.0, "lora_min_timestep": 500,
         "guidance_scale": 10.0, "steps": 50,
+        # public inference.py: the pipeline with the LoRA loaded inverts under "", with the sampling step count.
+        "inversion_model": "customised", "inversion_prompt": "empty", "inversion_steps": None,
     }
-    # Public code: AdamW lr 5e-4, weight decay 1e-2 (configs: 200-400 steps; design 4.3: 400); no clipping.
-    training_defaults = {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None}
+    # Public code: AdamW lr 5e-4, weight decay 1e-2 (configs: 200-400 steps; design 4.3: 400); no clipping;
+    # trains on the full caption.
+    training_defaults = {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
 
     def __init__(
         self,

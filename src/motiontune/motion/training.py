@@ -69,6 +69,9 @@ class TrainingConfig:
     weight_decay: float = 1e-2
     adam_epsilon: float = 1e-8
     max_grad_norm: float | None = None
+    # Train on the reference's appearance-invariant prompt (VMC sec. 3.2) instead of its caption; each method
+    # sets it (only VMC's public code simplifies the prompt), a manifest train_prompt replaces both.
+    simplified_prompt: bool = False
     seed: int = 0
     checkpoint_every: int = 50
     progress_bar: bool = True
@@ -81,7 +84,7 @@ class TrainingConfig:
             object.__setattr__(self, "mixed_precision", "no")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"train.mixed_precision: '{self.mixed_precision}' is not one of {list(MIXED_PRECISION)}")
-        for flag in ("gradient_checkpointing", "compile"):
+        for flag in ("gradient_checkpointing", "compile", "simplified_prompt"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"train.{flag}: must be true or false, got {getattr(self, flag)!r}")
         if self.steps < 1:
@@ -95,7 +98,13 @@ class TrainingConfig:
 
     @classmethod
     def from_params(cls, train: Mapping[str, Any]) -> TrainingConfig:
-        """The loop settings out of the ``train`` parameters (method options and paths are not its business)."""
+        """The loop settings out of the ``train`` parameters. Its other keys, ``method``, ``checkpoint_root`` and
+        the ``train.<method>`` blocks (checked by the methods), are not its business; any other key is an error
+        naming the closest known one."""
+        from motiontune.known_keys import check_known_keys
+        from motiontune.motion.methods import method_names
+
+        check_known_keys("train", train, (*cls.__dataclass_fields__, "method", "checkpoint_root", *method_names()))
         values = {key: train[key] for key in cls.__dataclass_fields__ if key in train}
         if "adam_betas" in values:
             values["adam_betas"] = tuple(values["adam_betas"])

@@ -85,9 +85,15 @@ class VMCMethod(NoisePredictionMethod):
     name = "vmc"
     version = "1"
     # seed 004 A.4 (VMC starts from the inversion); seed 004 A.3: DDIM 50 steps, guidance 10 for every method compared.
-    inference_defaults = {"noise_init": "inversion", "guidance_scale": 10.0, "steps": 50}
+    inference_defaults = {
+        "noise_init": "inversion", "guidance_scale": 10.0, "steps": 50,
+        # public train_inference.py: after training, the fine-tuned UNet inverts the reference under "" (common/util.py);
+        # the paper uses 75 inversion steps (null here = the sampling steps; set inversion_steps: 75 to match it).
+        "inversion_model": "customised", "inversion_prompt": "empty", "inversion_steps": None,
+    }
     # seed 003 appendix D: AdamW lr 1e-4, weight decay 1e-2, 400 steps; the public code clips gradients at 1.0.
-    training_defaults = {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0}
+    # Sec. 3.2 and public code: trains on the appearance-invariant (simplified) prompt.
+    training_defaults = {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0, "simplified_prompt": True}
 
     def __init__(
         self,

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
 
 from motiontune.backbone.loading import Backbone
+from motiontune.known_keys import check_known_keys
 from motiontune.motion.artifact import MotionArtifact
 from motiontune.motion.customize import applied_motion, check_artifact_fits
 from motiontune.sampling.ddim import ddim_sample, guided_noise_prediction
 from motiontune.sampling.latents import decode_latents, encode_prompts
 from motiontune.sampling.noise import initial_noise
+from motiontune.sampling.reference_inversion import reference_inversion
 
 
 # Sampling settings of an artifact whose inference defaults lack them (older artifacts): seed 004 A.3.
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE_SCALE = 10.0
+
+# Keys of the ``generate`` parameters that say what to generate from, not how to sample: a registered motion
+# (an MLflow model URI) and its prompts, read by :mod:`motiontune.tracking.registry`.
+GENERATE_SOURCE_KEYS = ("motion", "prompts")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,11 @@ class GenerationConfig:
     noise_init: str | None = None
     blend_strength: float | None = None
     lora_scale: float | None = None
+    # Which DDIM inversion of the reference the inversion / blend / lowfreq inits start from
+    # (motiontune.sampling.reference_inversion): base | customised, empty | train, steps (None = sampling steps).
+    inversion_model: str | None = None
+    inversion_prompt: str | None = None
+    inversion_steps: int | None = None
     lowfreq_factor: int = 4
     progress_bar: bool = True
 
@@ -46,21 +57,30 @@ class GenerationConfig:
             raise ValueError(f"generate.guidance_scale: must be >= 0, got {self.guidance_scale}")
 
     @classmethod
-    def from_params(cls, generate: Mapping[str, Any]) -> GenerationConfig:
-        """The sampling settings out of the ``generate`` parameters (which also say what to generate from)."""
-        return cls(**{key: generate[key] for key in cls.__dataclass_fields__ if key in generate})
+    def from_params(cls, generate: Mapping[str, Any], section: str = "generate") -> GenerationConfig:
+        """The sampling settings out of the ``generate`` parameters (which also say what to generate from:
+        :data:`GENERATE_SOURCE_KEYS`); any other key is an error naming the closest known one."""
+        check_known_keys(section, generate, (*GENERATION_OPTIONS, *GENERATE_SOURCE_KEYS))
+        return cls(**{key: generate[key] for key in GENERATION_OPTIONS if key in generate})
+
+    def given_inference_options(self) -> dict[str, Any]:
+        """The :data:`INFERENCE_OPTIONS` this config sets (not None): they override the artifact's defaults."""
+        return {key: getattr(self, key) for key in INFERENCE_OPTIONS if getattr(self, key) is not None}
+
+
+# Every sampling option, one per GenerationConfig field: what the registry, the pyfunc model and the parameter
+# check accept, so a field added above is accepted everywhere.
+GENERATION_OPTIONS = tuple(field.name for field in fields(GenerationConfig))
+# The options that fall back to the artifact's inference defaults (its method's) when None.
+INFERENCE_OPTIONS = tuple(field.name for field in fields(GenerationConfig) if field.default is None)
 
 
 def resolved_options(artifact: MotionArtifact, config: GenerationConfig) -> dict[str, Any]:
     """Inference options actually used: the config where set, else the artifact's defaults (``steps`` and
     ``guidance_scale`` always present: :data:`DEFAULT_STEPS` / :data:`DEFAULT_GUIDANCE_SCALE` for an artifact
     that records neither)."""
-    options = {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE, **artifact.manifest.get("inference_defaults", {})}
-    for key in ("debias", "value_scale", "noise_init", "blend_strength", "lora_scale", "steps", "guidance_scale"):
-        value = getattr(config, key)
-        if value is not None:
-            options[key] = value
-    return options
+    defaults = {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE, **artifact.manifest.get("inference_defaults", {})}
+    return {**defaults, **config.given_inference_options()}
 
 
 def generate_with_motion(
@@ -68,19 +88,30 @@ def generate_with_motion(
     artifact: MotionArtifact,
     prompts: Sequence[str],
     config: GenerationConfig,
-    inverted_latents: torch.Tensor | None = None,
+    reference: Mapping[str, torch.Tensor] | None = None,
 ) -> list[np.ndarray]:
     """One uint8 video (F, H, W, 3) per prompt, each from the same seed so prompts are comparable.
 
-    ``inverted_latents``: (1, C, F, h, w) DDIM inversion of the reference, needed by the ``inversion``,
-    ``blend`` and ``lowfreq`` noise inits.
+    ``reference``: the reference's encoded features (``latents`` (1, C, F, h, w), and the cached base-model
+    inversion ``inverted_latents`` with its ``inversion_steps``), needed by the ``inversion``, ``blend`` and
+    ``lowfreq`` noise inits. The inversion they start from follows the options ``inversion_model``,
+    ``inversion_prompt`` and ``inversion_steps`` (:mod:`motiontune.sampling.reference_inversion`); one computed
+    here is kept on the artifact for its next prompts and calls.
     """
     num_frames = int(artifact.manifest["num_frames"])
     check_artifact_fits(artifact, backbone, num_frames)
     options = resolved_options(artifact, config)
     shape = latent_shape(backbone, num_frames, int(artifact.manifest["height"]), int(artifact.manifest["width"]))
+    customised = options.get("inversion_model") == "customised"
+
+    def inversion() -> torch.Tensor | None:
+        return reference_inversion(backbone, options, reference, artifact, artifact.inversions, config.progress_bar)
+
+    inverted = None if customised else inversion()  # the base model inverts without the motion
     with applied_motion(backbone, artifact, options):
-        return _sample_videos(backbone, prompts, shape, options, config, inverted_latents)
+        if customised:
+            inverted = inversion()
+        return _sample_videos(backbone, prompts, shape, options, config, inverted)
 
 
 def generate_without_motion(
@@ -90,18 +121,15 @@ def generate_without_motion(
     height: int,
     width: int,
     config: GenerationConfig,
-    inverted_latents: torch.Tensor | None = None,
+    reference: Mapping[str, torch.Tensor] | None = None,
 ) -> list[np.ndarray]:
     """The un-customised backbone's videos (F, H, W, 3) uint8, one per prompt, sampled exactly as
     :func:`generate_with_motion` samples (the control of a comparison). Unset steps and guidance are
     :data:`DEFAULT_STEPS` / :data:`DEFAULT_GUIDANCE_SCALE`; the noise init is ``config.noise_init``
-    (random when unset)."""
-    options: dict[str, Any] = {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE}
-    for key in ("noise_init", "blend_strength", "steps", "guidance_scale"):
-        value = getattr(config, key)
-        if value is not None:
-            options[key] = value
-    return _sample_videos(backbone, prompts, latent_shape(backbone, num_frames, height, width), options, config, inverted_latents)
+    (random when unset), from the base model's inversion of ``reference`` (its encoded features)."""
+    options = {"steps": DEFAULT_STEPS, "guidance_scale": DEFAULT_GUIDANCE_SCALE, **config.given_inference_options()}
+    inverted = reference_inversion(backbone, options, reference, progress=config.progress_bar)
+    return _sample_videos(backbone, prompts, latent_shape(backbone, num_frames, height, width), options, config, inverted)
 
 
 def latent_shape(backbone: Backbone, num_frames: int, height: int, width: int) -> tuple[int, ...]:

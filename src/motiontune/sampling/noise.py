@@ -9,11 +9,19 @@ NOISE_INITS = ("random", "inversion", "blend", "lowfreq")
 
 
 def lowpass(latents: torch.Tensor, factor: int) -> torch.Tensor:
-    """Spatial low frequencies of (B, C, F, h, w): average-pool by ``factor``, upsample back (bilinear)."""
+    """Spatial low frequencies of (B, C, F, h, w), per frame: resize down to (h // factor, w // factor) and
+    back up, both by antialiased bilinear interpolation with ``align_corners=True``.
+
+    This is the low-pass of DMT (``utilities/initialize_latent.py``, ``high_freqs_replacement_downsampling``)
+    and of MotionInversion (``noise_init/freq_init.py``, ``FreqInit``): the size is floored, as there.
+    """
+    if factor < 1:
+        raise ValueError(f"lowfreq_factor: must be at least 1, got {factor}")
     batch, channels, frames, height, width = latents.shape
+    small_size = (max(1, height // factor), max(1, width // factor))
     flat = latents.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, height, width)
-    small = F.avg_pool2d(flat, kernel_size=factor, stride=factor, ceil_mode=True)
-    smooth = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+    small = F.interpolate(flat, size=small_size, mode="bilinear", align_corners=True, antialias=True)
+    smooth = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=True, antialias=True)
     return smooth.reshape(batch, frames, channels, height, width).permute(0, 2, 1, 3, 4)
 
 

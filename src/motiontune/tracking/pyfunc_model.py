@@ -7,8 +7,9 @@ Do not import this module from other modules (importing it calls ``set_model``).
 The model's artifacts are the motion files only:
 
 - ``motion``: the artifact folder (``motion.safetensors`` + ``motion.json``);
-- ``reference_inversion`` (optional): ``inverted_latents`` of the reference video (DDIM inversion, one small
-  tensor), so the ``inversion``, ``blend`` and ``lowfreq`` noise inits work from the registry alone.
+- ``reference_inversion`` (optional): the reference video's ``latents``, base-model DDIM inversion
+  ``inverted_latents`` and its ``inversion_steps`` (small tensors), so the ``inversion``, ``blend`` and ``lowfreq``
+  noise inits work from the registry alone (a customised inversion is computed from the latents).
 
 The backbone is referenced, never copied: ``motion.json`` names it (id or path, revision, UNet config
 sha256); the model config adds the absolute path of a local backbone folder as a fallback.
@@ -16,12 +17,13 @@ sha256); the model config adds the absolute path of a local backbone folder as a
 ``predict(model_input, params)``:
 
 - ``model_input``: prompts, as a list of str, one str, or a DataFrame with a ``prompt`` column;
-- ``params`` (all optional): ``seed`` (0), ``negative_prompt``, ``steps`` / ``guidance_scale`` / ``noise_init`` /
-  ``debias`` / ``value_scale`` / ``blend_strength`` (null: the motion's inference defaults; 50 steps and guidance 10
-  for a motion that records none),
-  ``lowfreq_factor`` (4),
-  ``backbone`` (a folder or hub id that overrides the recorded one), ``revision``, ``device`` (``auto``),
-  ``dtype`` (``float32``), ``output_dir``, ``fps`` (8.0), ``progress_bar`` (false);
+- ``params`` (all optional): every field of ``motiontune.sampling.generation.GenerationConfig`` with its
+  default (``seed`` 0, ``negative_prompt``, ``lowfreq_factor`` 4, ...; those defaulting to null, such as
+  ``steps`` / ``guidance_scale`` / ``noise_init`` / ``debias`` / ``value_scale`` / ``blend_strength`` /
+  ``lora_scale``, take the motion's inference defaults; 50 steps and guidance 10 for a motion that records none),
+  except ``progress_bar`` (false); and ``backbone`` (a folder or hub id that overrides the recorded one),
+  ``revision``, ``device`` (``auto``), ``dtype`` (``float32``), ``output_dir``, ``fps`` (8.0)
+  (``registry.motion_signature`` derives the model's params from these);
 - returns one video per prompt: uint8 arrays (F, H, W, 3) when ``output_dir`` is empty, else the paths of the
   mp4 files written there (``<NN>_<prompt slug>.mp4``), as str.
 
@@ -41,7 +43,6 @@ logger = logging.getLogger("motiontune.tracking.pyfunc_model")
 
 MOTION_ARTIFACT = "motion"
 INVERSION_ARTIFACT = "reference_inversion"
-NEEDS_INVERSION = ("inversion", "blend", "lowfreq")
 
 
 def prompts_from_input(model_input: Any) -> list[str]:
@@ -78,12 +79,11 @@ class MotionModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from safetensors.torch import load_file
 
-        from motiontune.features import INVERTED_LATENTS
         from motiontune.motion.artifact import load_motion_artifact
 
         self.artifact = load_motion_artifact(Path(context.artifacts[MOTION_ARTIFACT]))
         inversion = context.artifacts.get(INVERSION_ARTIFACT)
-        self.inverted_latents = load_file(inversion)[INVERTED_LATENTS] if inversion else None
+        self.reference = load_file(inversion) if inversion else None
         config = dict(getattr(context, "model_config", None) or {})
         self.backbone_local_path = config.get("backbone_local_path")
 
@@ -102,7 +102,9 @@ class MotionModel(PythonModel):
     def predict(self, context, model_input, params=None):
         from motiontune.io.video import write_video
         from motiontune.motion.customize import check_artifact_fits
-        from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
+        from motiontune.sampling.generation import GENERATION_OPTIONS, GenerationConfig, generate_with_motion, video_id
+        from motiontune.sampling.reference_inversion import NEEDS_INVERSION
+        from motiontune.tracking.registry import PREDICT_DEFAULTS
 
         prompts = prompts_from_input(model_input)
         options = {key: value for key, value in (params or {}).items() if value is not None and value != ""}
@@ -110,22 +112,12 @@ class MotionModel(PythonModel):
         check_artifact_fits(self.artifact, backbone, int(self.artifact.manifest["num_frames"]))
 
         noise_init = options.get("noise_init") or self.artifact.manifest.get("inference_defaults", {}).get("noise_init", "random")
-        if noise_init in NEEDS_INVERSION and self.inverted_latents is None:
+        if noise_init in NEEDS_INVERSION and self.reference is None:
             logger.warning("noise_init '%s' needs the reference's DDIM inversion, which this model does not hold: using 'random'", noise_init)
             noise_init = "random"
-        config = GenerationConfig(
-            seed=int(options.get("seed", 0)),
-            steps=int(options["steps"]) if "steps" in options else None,
-            guidance_scale=float(options["guidance_scale"]) if "guidance_scale" in options else None,
-            negative_prompt=str(options.get("negative_prompt", "")),
-            debias=options.get("debias"),
-            value_scale=options.get("value_scale"),
-            noise_init=noise_init,
-            blend_strength=options.get("blend_strength"),
-            lowfreq_factor=int(options.get("lowfreq_factor", 4)),
-            progress_bar=bool(options.get("progress_bar", False)),
-        )
-        videos = generate_with_motion(backbone, self.artifact, prompts, config, self.inverted_latents)
+        given = {key: options[key] for key in GENERATION_OPTIONS if key in options}
+        config = GenerationConfig(**{**PREDICT_DEFAULTS, **given, "noise_init": noise_init})
+        videos = generate_with_motion(backbone, self.artifact, prompts, config, self.reference)
         output_dir = options.get("output_dir")
         if not output_dir:
             return videos

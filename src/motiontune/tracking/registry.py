@@ -56,29 +56,48 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
     return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown"
 
 
+# The pyfunc model's own default of a generation option where it differs from GenerationConfig's (a model
+# served or called from code prints no progress bar).
+PREDICT_DEFAULTS = {"progress_bar": False}
+# ``predict`` params beside the generation options: where and how to load the backbone, and what to return.
+SERVING_PARAMS = (
+    ("backbone", "string", None),  # a folder or hub id; null: the one the motion records
+    ("revision", "string", None),
+    ("device", "string", "auto"),
+    ("dtype", "string", "float32"),
+    ("output_dir", "string", None),
+    ("fps", "double", 8.0),
+)
+_MLFLOW_TYPES = {bool: "boolean", int: "long", float: "double", str: "string"}
+
+
+def generation_param_specs() -> list[tuple[str, str, Any]]:
+    """``(name, MLflow type, default)`` of every generation option, one per ``GenerationConfig`` field (a None
+    default means the motion's inference default)."""
+    import dataclasses
+    import types
+    import typing
+
+    from motiontune.sampling.generation import GenerationConfig
+
+    hints = typing.get_type_hints(GenerationConfig)
+    specs = []
+    for field in dataclasses.fields(GenerationConfig):
+        hint = hints[field.name]
+        kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+        if len(kinds) != 1 or kinds[0] not in _MLFLOW_TYPES:
+            raise TypeError(f"GenerationConfig.{field.name}: type {hint} has no MLflow param type (one of {sorted(t.__name__ for t in _MLFLOW_TYPES)})")
+        specs.append((field.name, _MLFLOW_TYPES[kinds[0]], PREDICT_DEFAULTS.get(field.name, field.default)))
+    return specs
+
+
 def motion_signature() -> Any:
-    """Input: one string column, the prompts; params: the generation settings of ``pyfunc_model.MotionModel``."""
+    """Input: one string column, the prompts; params: the generation options (every ``GenerationConfig``
+    field) and :data:`SERVING_PARAMS` of ``pyfunc_model.MotionModel``."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-    params = [
-        ParamSpec("seed", "long", 0),
-        ParamSpec("steps", "long", None),  # null: the motion's inference default
-        ParamSpec("guidance_scale", "double", None),
-        ParamSpec("negative_prompt", "string", ""),
-        ParamSpec("noise_init", "string", None),
-        ParamSpec("debias", "string", None),
-        ParamSpec("value_scale", "double", None),
-        ParamSpec("blend_strength", "double", None),
-        ParamSpec("lowfreq_factor", "long", 4),
-        ParamSpec("backbone", "string", None),
-        ParamSpec("revision", "string", None),
-        ParamSpec("device", "string", "auto"),
-        ParamSpec("dtype", "string", "float32"),
-        ParamSpec("output_dir", "string", None),
-        ParamSpec("fps", "double", 8.0),
-        ParamSpec("progress_bar", "boolean", False),
-    ]
+    params = [ParamSpec(name, kind, default) for name, kind, default in (*generation_param_specs(), *SERVING_PARAMS)]
     return ModelSignature(inputs=Schema([ColSpec("string")]), params=ParamSchema(params))
 
 
@@ -106,21 +125,26 @@ def cached_backbone(source: str, revision: str | None, device: str, dtype: str) 
 def register_motion(
     name: str,
     artifact: Any,
-    inverted_latents: Any | None = None,
+    reference: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Any:
     """Log ``artifact`` (a :class:`~motiontune.motion.artifact.MotionArtifact`) in the active MLflow run as a
     pyfunc model from code and register it as ``motion-<name>``; returns the new ``ModelVersion``.
 
-    ``inverted_latents``: the reference's DDIM inversion (1, C, F, h, w), stored so the ``inversion`` /
-    ``blend`` / ``lowfreq`` noise inits work from the registry; without it they fall back to ``random``.
+    ``reference``: the reference's encoded features; its ``latents``, base-model DDIM inversion
+    ``inverted_latents`` (1, C, F, h, w each) and ``inversion_steps`` are stored so the ``inversion`` / ``blend`` /
+    ``lowfreq`` noise inits work from the registry (a customised inversion is computed from the latents); without
+    them those inits fall back to ``random``.
     Raises if no run is active or MLflow fails (callers that must not fail use :func:`register_trained_motion`).
     """
     import mlflow
     from safetensors.torch import save_file
 
-    from motiontune.features import INVERTED_LATENTS
+    from motiontune.features import INVERSION_STEPS, INVERTED_LATENTS, LATENTS
     from motiontune.motion.artifact import save_motion_artifact
+
+    stored = {key: reference[key].detach().cpu().contiguous() for key in (LATENTS, INVERTED_LATENTS, INVERSION_STEPS)
+              if reference is not None and key in reference}
 
     run = mlflow.active_run()
     if run is None:
@@ -141,14 +165,14 @@ def register_motion(
         "train_steps": str(artifact.manifest["train"]["steps"]),
         "final_loss": str(artifact.manifest["train"]["final_loss"]),
         "git_commit": git_commit(),
-        "reference_inversion": str(inverted_latents is not None).lower(),
+        "reference_inversion": str(INVERTED_LATENTS in stored).lower(),
         **{key: str(value) for key, value in (tags or {}).items()},
     }
     with tempfile.TemporaryDirectory() as scratch:
         artifacts = {"motion": str(save_motion_artifact(Path(scratch) / "motion", artifact))}
-        if inverted_latents is not None:
+        if INVERTED_LATENTS in stored:
             path = Path(scratch) / "reference_inversion.safetensors"
-            save_file({INVERTED_LATENTS: inverted_latents.detach().float().cpu().contiguous()}, str(path))
+            save_file(stored, str(path))
             artifacts["reference_inversion"] = str(path)
         with warnings.catch_warnings():
             # The signature is explicit; an input example would make MLflow run a generation at log time.
@@ -174,7 +198,7 @@ def register_motion(
     return client.get_model_version(registered, str(version))
 
 
-def register_trained_motion(name: str, artifact: Any, inverted_latents: Any | None = None) -> Any | None:
+def register_trained_motion(name: str, artifact: Any, reference: Mapping[str, Any] | None = None) -> Any | None:
     """:func:`register_motion` when an MLflow run is active (and tracking is not suspended, see
     :mod:`motiontune.tracking.health`); a failure is a warning, never raised (the motion is already on disk, and
     tracking must not fail a run)."""
@@ -185,7 +209,7 @@ def register_trained_motion(name: str, artifact: Any, inverted_latents: Any | No
 
         if health.suspended() is not None or mlflow.active_run() is None:
             return None
-        return register_motion(name, artifact, inverted_latents)
+        return register_motion(name, artifact, reference)
     except Exception as error:  # noqa: BLE001
         try:
             import mlflow
@@ -285,6 +309,9 @@ def generate_with_registered_motion(
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from motiontune.sampling.generation import GENERATION_OPTIONS, GenerationConfig
+
+    GenerationConfig.from_params(options)  # unknown or invalid settings fail here, before the model loads
     try:
         resolved = resolve_version(uri)
         # Load the version the alias points at now (the alias may move while we generate).
@@ -294,8 +321,7 @@ def generate_with_registered_motion(
             f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} ({error.message}); "
             "list the registered motions with `motiontune motions`"
         ) from None
-    keys = ("seed", "steps", "guidance_scale", "negative_prompt", "noise_init", "debias", "value_scale", "blend_strength", "lowfreq_factor", "progress_bar")
-    params = {key: options[key] for key in keys if options.get(key) is not None}
+    params = {key: options[key] for key in GENERATION_OPTIONS if options.get(key) is not None}
     params.update({
         "backbone": str(backbone["pretrained_model"]),
         "revision": backbone.get("revision"),

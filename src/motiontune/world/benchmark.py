@@ -45,13 +45,14 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone
 from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug
-from motiontune.features import INVERTED_LATENTS, encode_reference
+from motiontune.features import encode_reference
 from motiontune.io.atomic import write_atomically
 from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
 from motiontune.motion.customize import learn_motion, training_config_for
 from motiontune.prompts import simplify_prompt
+from motiontune.references import training_prompts
 from motiontune.sampling.generation import GenerationConfig, generate_with_motion, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.generator import WorldSample, render_sample
@@ -92,7 +93,8 @@ class BenchmarkCase:
 
     name: str
     reference: WorldSample
-    train_prompt: str
+    train_prompt: str  # the caption; methods that train on the simplified prompt take simplified_train_prompt
+    simplified_train_prompt: str
     target_prompts: tuple[str, ...]
     targets: tuple[tuple[str, str], ...]  # (colour, shape) per target prompt
 
@@ -145,7 +147,8 @@ def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[Bench
         cases.append(BenchmarkCase(
             name=f"{index:02d}_{case.family}_{direction}",
             reference=reference,
-            train_prompt=simplify_prompt(reference.caption),
+            train_prompt=reference.caption,
+            simplified_train_prompt=simplify_prompt(reference.caption),
             target_prompts=tuple(noun_phrase(c, s) for c, s in chosen),
             targets=tuple(chosen),
         ))
@@ -157,7 +160,7 @@ def _reference_row(case: BenchmarkCase) -> dict[str, Any]:
     return {
         "num_frames": frames.shape[0], "height": frames.shape[1], "width": frames.shape[2],
         "source_path": f"world:{case.name}", "source_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
-        "train_prompt": case.train_prompt,
+        "train_prompt": case.train_prompt, "simplified_train_prompt": case.simplified_train_prompt,
     }
 
 
@@ -237,7 +240,7 @@ def run_world_benchmark(
 
         def reference_features() -> dict[str, Any]:
             if not features:  # only when some run of this case is not stored yet
-                features.update(encode_reference(backbone, case.reference.frames, case.train_prompt,
+                features.update(encode_reference(backbone, case.reference.frames, *training_prompts(_reference_row(case)),
                                                  config.inversion_steps, progress=False))
             return features
 
@@ -254,7 +257,7 @@ def run_world_benchmark(
                 runs.append((control.label, seed, _stored_run(
                     work_dir, case.name, control.label, seed, {**case_settings, "control": control.generate, "sampling": sampling},
                     lambda: generate_without_motion(backbone, case.target_prompts, *case.reference.frames.shape[:3],
-                                                    sampling, reference_features()[INVERTED_LATENTS]))))
+                                                    sampling, reference_features()))))
                 bar.update(1)
         for entry in methods:
             method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
@@ -266,8 +269,7 @@ def run_world_benchmark(
                     logger.info("world benchmark: %s on %s (seed %d)", entry.label, case.name, seed)
                     artifact, _ = learn_motion(backbone, entry.method, entry.options, loop, reference_features(),
                                                _reference_row(case))
-                    return generate_with_motion(backbone, artifact, case.target_prompts, sampling,
-                                                reference_features()[INVERTED_LATENTS])
+                    return generate_with_motion(backbone, artifact, case.target_prompts, sampling, reference_features())
 
                 runs.append((entry.label, seed, _stored_run(
                     work_dir, case.name, entry.label, seed, {**case_settings, "method": entry.method,

@@ -12,10 +12,9 @@ from motiontune.features import encode_reference
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import load_manifest
 from motiontune.io.validation import VideoRules
-from motiontune.metrics.configured import metric_models
-from motiontune.metrics.trackers import build_tracker
+from motiontune.metrics.configured import metric_models, motion_tracker
 from motiontune.pipelines.backbones import backbone_from_params
-from motiontune.references import prepare_references, target_prompts
+from motiontune.references import prepare_references, target_prompts, training_prompts
 from motiontune.sampling.generation import GenerationConfig
 from motiontune.tracking.mlflow_logging import log_benchmark
 
@@ -36,23 +35,23 @@ def benchmark_methods(
     clips, rows = prepare_references(
         entries, num_frames=int(video["num_frames"]), height=int(video["height"]), width=int(video["width"]),
         fps=float(video["fps"]), frames_fps=float(ingest["frames_fps"]), resample_to_fps=bool(ingest["resample_to_fps"]),
-        rules=VideoRules(min_frames=int(video["num_frames"]), **ingest["rules"]), simplify_prompts=bool(ingest["simplify_prompts"]),
+        rules=VideoRules(min_frames=int(video["num_frames"]), **ingest["rules"]),
     )
     references = [
         BenchmarkReference(
             name=row["name"], frames=clips[row["name"]].frames, row=row, prompts=target_prompts(row),
-            features=encode_reference(model, clips[row["name"]].frames, row["train_prompt"], int(encode["inversion_steps"]), progress=False),
+            features=encode_reference(model, clips[row["name"]].frames, *training_prompts(row), int(encode["inversion_steps"]), progress=False),
         )
         for row in rows
     ]
     methods = methods_from_params(benchmark["methods"], train)
-    options = dict(evaluate.get("tracker_options") or {})
+    tracker, tracker_description = motion_tracker(evaluate)
     results, videos = run_benchmark(
         model, references, methods,
         train_params={**train, **benchmark.get("train", {})},
         generation=GenerationConfig.from_params({**generate, **benchmark.get("generate", {})}),
         seeds=[int(seed) for seed in benchmark["seeds"]],
-        tracker=build_tracker(evaluate["tracker"], **options), tracker_description=f"{evaluate['tracker']} {options}",
+        tracker=tracker, tracker_description=tracker_description,
         static_threshold=float(evaluate["static_threshold"]), models=metric_models(evaluate),
     )
     summary = summary_table(results)

@@ -1,4 +1,4 @@
-"""Encode: cache each clip's VAE latents, training-prompt embeddings and DDIM inversion."""
+"""Encode: cache each clip's VAE latents, both training prompts' embeddings and the base model's DDIM inversion."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from motiontune.features import encode_reference
 from motiontune.io.clip import VideoClip
 from motiontune.pipelines.backbones import backbone_from_params
-from motiontune.references import target_prompts
+from motiontune.references import target_prompts, training_prompts
 from motiontune.sampling.latents import check_prompts
 
 
@@ -20,12 +20,12 @@ def encode_references(
 ) -> dict[str, dict[str, torch.Tensor]]:
     model = backbone_from_params(backbone)
     rows = clip_metadata.to_dict(orient="records")
-    check_prompts(model, [prompt for row in rows for prompt in (row["train_prompt"], *target_prompts(row))])
+    check_prompts(model, [prompt for row in rows for prompt in (*training_prompts(row), *target_prompts(row))])
     features = {}
     for row in rows:
         name = row["name"]
         if name not in reference_clips:
             raise ValueError(f"encode: no clip for '{name}' in data/02_intermediate/clips; rerun ingest")
         clip = reference_clips[name]()
-        features[name] = encode_reference(model, clip.frames, row["train_prompt"], int(encode["inversion_steps"]), bool(encode["progress_bar"]))
+        features[name] = encode_reference(model, clip.frames, *training_prompts(row), int(encode["inversion_steps"]), bool(encode["progress_bar"]))
     return features

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 
 from motiontune.io.clip import VideoClip
-from motiontune.metrics.configured import metric_models
+from motiontune.metrics.configured import MotionFidelitySettings, metric_models, motion_tracker
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.previews import contact_sheet, side_by_side
 from motiontune.metrics.report import markdown_table, metrics_table
-from motiontune.metrics.trackers import build_tracker
 from motiontune.references import target_prompts
 from motiontune.sampling.generation import video_id
 from motiontune.tracking.mlflow_logging import log_evaluation, log_videos
@@ -25,9 +24,8 @@ def evaluate_motions(
     clip_metadata: pd.DataFrame,
     evaluate: dict[str, Any],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, VideoClip], dict[str, np.ndarray], pd.DataFrame, str]:
-    options = dict(evaluate.get("tracker_options") or {})
-    tracker = build_tracker(evaluate["tracker"], **options)
-    description = f"{evaluate['tracker']} {options}"
+    tracker, description = motion_tracker(evaluate)
+    fidelity = MotionFidelitySettings.from_params(evaluate)
     models = metric_models(evaluate)
     reports: dict[str, dict[str, Any]] = {}
     previews: dict[str, VideoClip] = {}
@@ -42,9 +40,10 @@ def evaluate_motions(
                 raise ValueError(f"evaluate: generated video '{key}' is missing; run the generate pipeline")
             generated[key] = (prompt, generated_videos[key]().frames)
         reports[name] = evaluate_motion(
-            reference.frames, generated, tracker, description, float(evaluate["static_threshold"]),
+            reference.frames, generated, tracker, description, fidelity.static_threshold,
             clip_scorer=models.clip_scorer, temporal_pairs=models.temporal_pairs,
             fid_features=models.fid_features, fid_reference_images=models.fid_reference_images, skipped=models.skipped,
+            motion_fidelity_mode=fidelity.mode, foreground_mask=fidelity.mask_for(name),
         )
         labelled = [(prompt, frames) for prompt, frames in generated.values()]
         previews[f"{name}"] = VideoClip(frames=side_by_side(reference.frames, labelled), fps=reference.fps)

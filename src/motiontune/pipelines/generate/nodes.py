@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from motiontune.features import INVERTED_LATENTS
 from motiontune.io.clip import VideoClip
 from motiontune.motion.artifact import MotionArtifact
 from motiontune.pipelines.backbones import backbone_from_params
@@ -40,9 +39,9 @@ def generate_videos(
         if name not in motion_artifacts:
             raise ValueError(f"generate: no motion artifact for '{name}' in data/06_models/motions; run the train pipeline")
         artifact = motion_artifacts[name]()
-        inverted = encoded_references[name]()[INVERTED_LATENTS] if name in encoded_references else None
+        reference = encoded_references[name]() if name in encoded_references else None
         prompts = target_prompts(row)
-        for index, (prompt, frames) in enumerate(zip(prompts, generate_with_motion(model, artifact, prompts, config, inverted))):
+        for index, (prompt, frames) in enumerate(zip(prompts, generate_with_motion(model, artifact, prompts, config, reference))):
             outputs[video_id(name, index, prompt)] = VideoClip(frames=frames, fps=float(video["fps"]))
     log_videos(outputs)
     return outputs

@@ -23,7 +23,6 @@ def ingest_references(manifest: dict[str, Any], video: dict[str, Any], ingest: d
         frames_fps=float(ingest["frames_fps"]),
         resample_to_fps=bool(ingest["resample_to_fps"]),
         rules=VideoRules(min_frames=int(video["num_frames"]), **ingest["rules"]),
-        simplify_prompts=bool(ingest["simplify_prompts"]),
         on_error=str(ingest.get("on_error", "stop")),
     )
     return clips, pd.DataFrame(rows)

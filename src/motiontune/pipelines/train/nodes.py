@@ -12,7 +12,6 @@ import torch
 from motiontune.motion.artifact import MotionArtifact
 from motiontune.motion.customize import learn_motion, training_config_for
 from motiontune.pipelines.backbones import backbone_from_params
-from motiontune.features import INVERTED_LATENTS
 from motiontune.tracking.mlflow_logging import log_training
 from motiontune.tracking.registry import register_trained_motion
 
@@ -37,6 +36,6 @@ def train_motions(
         artifacts[name] = artifact
         summary[name] = {"method": method, "final_loss": result.final_loss, "seconds": result.seconds, "loss_history": result.loss_history}
         log_training(name, artifact, result.loss_history, result.seconds)
-        # A new version of the registered model motion-<name> (pyfunc from code), with the reference inversion.
-        register_trained_motion(name, artifact, features.get(INVERTED_LATENTS))
+        # A new version of the registered model motion-<name> (pyfunc from code), with the reference's latents and inversion.
+        register_trained_motion(name, artifact, features)
     return artifacts, summary

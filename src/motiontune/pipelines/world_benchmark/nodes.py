@@ -10,8 +10,7 @@ import pandas as pd
 
 from motiontune.benchmark import methods_from_params
 from motiontune.io.clip import VideoClip
-from motiontune.metrics.configured import clip_scorer
-from motiontune.metrics.trackers import build_tracker
+from motiontune.metrics.configured import clip_scorer, motion_tracker
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.sampling.generation import GenerationConfig
 from motiontune.tracking.mlflow_logging import log_benchmark
@@ -40,7 +39,7 @@ def benchmark_on_world(
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, np.ndarray], dict[str, VideoClip]]:
     spec = WorldSpec.from_params(world)
     config = WorldBenchmarkConfig.from_params(world_benchmark)
-    options = dict(evaluate.get("tracker_options") or {})
+    tracker, _ = motion_tracker(evaluate)
     results, videos = run_world_benchmark(
         backbone_from_params(backbone), spec, benchmark_cases(spec, config),
         methods_from_params(world_benchmark["methods"], train),
@@ -49,7 +48,7 @@ def benchmark_on_world(
         generation=GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})}),
         config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
         scoring=ScoringConfig.from_params(world.get("scoring")),
-        tracker=build_tracker(evaluate["tracker"], **options), static_threshold=float(evaluate["static_threshold"]),
+        tracker=tracker, static_threshold=float(evaluate["static_threshold"]),
         clip=clip_scorer(evaluate), temporal_pairs=(evaluate.get("clip") or {}).get("temporal_pairs", "all"),
         progress=bool(world_benchmark.get("progress_bar", True)),
         work_dir=Path(world_benchmark["work_dir"]) if world_benchmark.get("work_dir") else None,

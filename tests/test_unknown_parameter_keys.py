@@ -1,0 +1,58 @@
+"""A typo in ``train.*`` or ``generate.*`` is an error naming the closest known key, in the library's
+``from_params`` and before a ``kedro run`` starts any work (issue 15, item 10)."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_end_to_end import SMALL_RUN, copy_project, kedro
+
+
+def test_library_settings_refuse_unknown_keys_naming_the_closest_one():
+    from motiontune.motion.customize import training_config_for
+    from motiontune.motion.training import TrainingConfig
+    from motiontune.sampling.generation import GenerationConfig
+    from motiontune.tracking.registry import generate_with_registered_motion
+
+    with pytest.raises(ValueError) as error:
+        TrainingConfig.from_params({"stpes": 5})
+    assert str(error.value) == "train.stpes: unknown key (did you mean 'steps'?)"
+    with pytest.raises(ValueError) as error:
+        training_config_for({"method": "motion_embeddings", "steps": None, "stpes": 5, "motion_embeddings": {}})
+    assert str(error.value) == "train.stpes: unknown key (did you mean 'steps'?)"
+    with pytest.raises(ValueError) as error:
+        GenerationConfig.from_params({"seed": 1, "guidance": 3})
+    assert str(error.value) == "generate.guidance: unknown key (did you mean 'guidance_scale'?)"
+    # the registry refuses it before looking the motion up (which would say the motion is not found)
+    with pytest.raises(ValueError) as error:
+        generate_with_registered_motion("models:/motion-nope@champion", ["a fox"], {"pretrained_model": "nowhere"}, {"guidance": 3})
+    assert str(error.value) == "generate.guidance: unknown key (did you mean 'guidance_scale'?)"
+
+    # nothing close: the known keys are listed; several unknown keys: all of them, on one line
+    with pytest.raises(ValueError) as error:
+        TrainingConfig.from_params({"zzz": 1, "learnig_rate": 0.1})
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("train.zzz: unknown key (known keys: adam_betas, adam_epsilon, checkpoint_every, checkpoint_root, ")
+    assert message.endswith("; train.learnig_rate: unknown key (did you mean 'learning_rate'?)")
+
+    # the legitimate keys of train: its loop settings, method, checkpoint_root and every method's block
+    config = training_config_for({
+        "method": "vmc", "steps": 3, "checkpoint_root": "somewhere", "vmc": {"training": {"learning_rate": 0.5}},
+        "motion_embeddings": {"blocks": "deep"}, "motionmatcher": {}, "motiondirector": {},
+    })
+    assert (config.steps, config.learning_rate) == (3, 0.5)
+    assert GenerationConfig.from_params({"lora_scale": 0.5, "motion": None, "prompts": None}).lora_scale == 0.5
+
+
+@pytest.mark.slow
+def test_kedro_run_refuses_typos_in_train_and_generate_before_any_work(project_root, tmp_path):
+    project = copy_project(project_root, tmp_path / "project")
+    before = sorted(path for path in (project / "data").rglob("*"))
+    result = kedro(project, "--pipelines=customize", f"--params={SMALL_RUN},train.stpes=5,generate.guidance=3")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "train.stpes: unknown key (did you mean 'steps'?)" in output
+    assert "generate.guidance: unknown key (did you mean 'guidance_scale'?)" in output
+    assert "Traceback" not in output and "ParameterError" not in output  # the message, not a traceback
+    assert sorted(path for path in (project / "data").rglob("*")) == before  # nothing was produced
