@@ -7,18 +7,22 @@ each a mean over every generated video of the method; metrics that could not be 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from motiontune.backbone.loading import Backbone
+from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
+from motiontune.executors import Executor, Job, LocalExecutor, job_work_dir
 from motiontune.metrics.configured import MetricModels
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.trackers import Tracker
 from motiontune.motion.customize import learn_motion, training_config_for
+from motiontune.motion.training import TrainingConfig
 from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,24 @@ class BenchmarkReference:
     prompts: Sequence[str]
 
 
+def train_and_generate(
+    backbone: Backbone | BackboneSource,
+    method: str,
+    options: Mapping[str, Any],
+    loop: TrainingConfig,
+    features: Mapping[str, Any],
+    row: Mapping[str, Any],
+    prompts: Sequence[str],
+    sampling: GenerationConfig,
+    checkpoint_dir: Path | None = None,
+) -> list[np.ndarray]:
+    """One benchmark job: learn ``method`` on one reference and generate its ``prompts``; uint8 videos
+    (F, H, W, 3). ``checkpoint_dir``: where training checkpoints go, so a retried job resumes."""
+    model = backbone_in_process(backbone)
+    artifact, _ = learn_motion(model, method, options, loop, features, row, checkpoint_dir)
+    return generate_with_motion(model, artifact, prompts, sampling, features)
+
+
 def run_benchmark(
     backbone: Backbone,
     references: Sequence[BenchmarkReference],
@@ -65,32 +87,51 @@ def run_benchmark(
     tracker_description: str,
     static_threshold: float,
     models: MetricModels,
+    executor: Executor | None = None,
+    work_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Train, generate and evaluate every (method, reference, seed); ``train_params`` are the ``train``
     parameters (loop settings per method as in :func:`training_config_for`). Returns one row per generated video
-    (columns method, motion, seed, prompt + metrics) and the videos keyed ``<method>/<seed>/<motion>/<NN>_<prompt>``."""
-    rows: list[dict[str, Any]] = []
-    videos: dict[str, np.ndarray] = {}
+    (columns method, motion, seed, prompt + metrics) and the videos keyed ``<method>/<seed>/<motion>/<NN>_<prompt>``.
+
+    The (method, seed, reference) jobs are independent and go to ``executor`` (local by default); an executor
+    outside this process gets the backbone's source and loads it there. ``work_dir``: each job's training
+    checkpoints under ``<work_dir>/<method>/<seed>/<reference>``, so a retried job resumes (removed once every job
+    has finished). Evaluation runs here.
+    """
+    executor = executor or LocalExecutor()
+    handle: Backbone | BackboneSource = backbone if isinstance(executor, LocalExecutor) else BackboneSource.of(backbone)
+    jobs, cells = [], []
     for entry in methods:
         for seed in seeds:
             method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
             loop = replace(training_config_for(method_params), seed=seed)
             sampling = replace(generation, **{**entry.generate, "seed": seed})
             for reference in references:
-                logger.info("benchmark: %s on %s (seed %d)", entry.label, reference.name, seed)
-                artifact, _ = learn_motion(backbone, entry.method, entry.options, loop, reference.features, reference.row)
-                outputs = generate_with_motion(backbone, artifact, reference.prompts, sampling, reference.features)
-                generated = {video_id(reference.name, i, p): (p, v) for i, (p, v) in enumerate(zip(reference.prompts, outputs))}
-                report = evaluate_motion(
-                    reference.frames, generated, tracker, tracker_description, static_threshold,
-                    clip_scorer=models.clip_scorer, temporal_pairs=models.temporal_pairs,
-                    fid_features=models.fid_features, fid_reference_images=models.fid_reference_images, skipped=models.skipped,
-                )
-                fid = report["mean"].get("fid")
-                for video in report["videos"]:
-                    rows.append({"method": entry.label, "motion": reference.name, "seed": seed, **video, "fid": fid})
-                for key, (_, frames) in generated.items():
-                    videos[f"{label_slug(entry.label)}/{seed}/{key}"] = frames
+                key = f"{label_slug(entry.label)}/{seed}/{reference.name}"
+                jobs.append(Job(key, train_and_generate, {
+                    "backbone": handle, "method": entry.method, "options": dict(entry.options), "loop": loop,
+                    "features": dict(reference.features), "row": dict(reference.row), "prompts": list(reference.prompts),
+                    "sampling": sampling, "checkpoint_dir": job_work_dir(work_dir, key, "checkpoints"),
+                }))
+                cells.append((entry, seed, reference))
+    logger.info("benchmark: %d jobs on the %s executor", len(jobs), executor.name)
+    rows: list[dict[str, Any]] = []
+    videos: dict[str, np.ndarray] = {}
+    for (entry, seed, reference), outputs in zip(cells, executor.run(jobs)):
+        generated = {video_id(reference.name, i, p): (p, v) for i, (p, v) in enumerate(zip(reference.prompts, outputs))}
+        report = evaluate_motion(
+            reference.frames, generated, tracker, tracker_description, static_threshold,
+            clip_scorer=models.clip_scorer, temporal_pairs=models.temporal_pairs,
+            fid_features=models.fid_features, fid_reference_images=models.fid_reference_images, skipped=models.skipped,
+        )
+        fid = report["mean"].get("fid")
+        for video in report["videos"]:
+            rows.append({"method": entry.label, "motion": reference.name, "seed": seed, **video, "fid": fid})
+        for key, (_, frames) in generated.items():
+            videos[f"{label_slug(entry.label)}/{seed}/{key}"] = frames
+    if work_dir is not None:
+        shutil.rmtree(work_dir, ignore_errors=True)  # every job finished: its checkpoints are not needed
     return pd.DataFrame(rows), videos
 
 

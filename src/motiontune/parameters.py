@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from motiontune.backbone.structure import BLOCK_PRESETS
+from motiontune.executors import executor_problems
 from motiontune.metrics.clip_scores import missing_local_model
 from motiontune.metrics.configured import evaluate_problems
 from motiontune.motion.embeddings import DEBIAS_MODES
@@ -14,6 +15,7 @@ from motiontune.motion.methods import build_method, method_names, recommended_in
 from motiontune.motion.customize import training_config_for
 from motiontune.sampling.generation import GenerationConfig
 from motiontune.sampling.noise import NOISE_INITS
+from motiontune.sampling.reference_inversion import INVERSION_MODELS, INVERSION_PROMPTS
 from motiontune.tracking.registry import registry_generate_problems
 
 
@@ -64,9 +66,16 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
             problems.append(f"generate.debias: '{generate['debias']}' is not one of {list(DEBIAS_MODES)} (or null)")
         if generate.get("noise_init") not in (None, *NOISE_INITS):
             problems.append(f"generate.noise_init: '{generate['noise_init']}' is not one of {list(NOISE_INITS)} (or null)")
+        for key, allowed in (("inversion_model", INVERSION_MODELS), ("inversion_prompt", INVERSION_PROMPTS)):
+            if generate.get(key) not in (None, *allowed):
+                problems.append(f"generate.{key}: '{generate[key]}' is not one of {list(allowed)} (or null)")
         strength = generate.get("blend_strength")
         if strength is not None and not 0.0 <= float(strength) <= 1.0:
             problems.append(f"generate.blend_strength: must be in [0, 1], got {strength}")
+
+    for section in ("benchmark", "world_benchmark"):  # the sections whose jobs go to an executor
+        if params.get(section) is not None:
+            problems += executor_problems(params[section].get("executor", "local"), params.get("ray"), section)
 
     evaluate = params.get("evaluate")
     if evaluate is not None:

@@ -126,6 +126,7 @@ def test_clip_columns_tell_the_target_from_the_reference_with_the_world_clip(spe
 def test_a_benchmark_that_died_resumes_with_the_runs_it_had_finished(spec, tiny_backbone, tmp_path, monkeypatch):
     from dataclasses import replace as replaced
 
+    from motiontune import benchmark as method_jobs  # a method run's job: train_and_generate
     from motiontune.benchmark import BenchmarkMethod
     from motiontune.sampling.generation import GenerationConfig
     from motiontune.world import benchmark
@@ -146,12 +147,12 @@ def test_a_benchmark_that_died_resumes_with_the_runs_it_had_finished(spec, tiny_
     plain_generate = benchmark.generate_without_motion
     monkeypatch.setattr(benchmark, "generate_without_motion",
                         lambda *args, **kwargs: calls.__setitem__("control", calls["control"] + 1) or plain_generate(*args, **kwargs))
-    plain_learn = benchmark.learn_motion
-    monkeypatch.setattr(benchmark, "learn_motion", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("killed")))
+    plain_learn = method_jobs.learn_motion
+    monkeypatch.setattr(method_jobs, "learn_motion", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("killed")))
     with pytest.raises(RuntimeError, match="killed"):
         run(controls, tmp_path / "runs")  # dies in the method's run, after the control's
     assert calls["control"] == 1 and list((tmp_path / "runs").rglob("*.safetensors"))
-    monkeypatch.setattr(benchmark, "learn_motion", plain_learn)
+    monkeypatch.setattr(method_jobs, "learn_motion", plain_learn)
     resumed, _ = run(controls, tmp_path / "runs")
     assert calls["control"] == 1  # the control's videos came from the work folder
     pd.testing.assert_frame_equal(resumed, uninterrupted)

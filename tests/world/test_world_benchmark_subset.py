@@ -55,7 +55,7 @@ def test_every_method_transfers_more_motion_than_the_plain_backbone(project_root
                 "pretrained_model": str(project_root / section("backbone", "backbone")["pretrained_model"])}
     results, summary, markdown, plots, videos = benchmark_on_world(
         backbone, section("world", "world"), section("train", "train"), section("generate", "generate"), evaluate,
-        narrowed, fps=8.0,
+        narrowed, fps=8.0, ray=section("executor", "ray"),
     )
     assert "clip_text_similarity" in markdown and results["clip_text_similarity"].notna().all()
     summary = summary.set_index("Method")

@@ -140,3 +140,30 @@ def _load_scheduler_config(source: str, revision: str | None, local_files_only: 
         source, subfolder="scheduler", revision=revision, local_files_only=local_files_only
     )
     return dict(config)
+
+
+@dataclass(frozen=True)
+class BackboneSource:
+    """What a worker process needs to load the same backbone as the driver (a path or hub id, not the weights)."""
+
+    id_or_path: str
+    revision: str | None
+    device: str
+    dtype: str
+
+    @classmethod
+    def of(cls, backbone: Backbone) -> BackboneSource:
+        return cls(backbone.id_or_path, backbone.revision, str(backbone.device), str(backbone.dtype).removeprefix("torch."))
+
+
+# One loaded backbone per source and process: the jobs a worker runs share it (each leaves it unchanged).
+_LOADED: dict[BackboneSource, Backbone] = {}
+
+
+def backbone_in_process(source: Backbone | BackboneSource) -> Backbone:
+    """``source`` itself when it is loaded, else this process's copy of it (loaded on first use)."""
+    if isinstance(source, Backbone):
+        return source
+    if source not in _LOADED:
+        _LOADED[source] = load_backbone(source.id_or_path, revision=source.revision, device=source.device, dtype=source.dtype)
+    return _LOADED[source]

@@ -43,17 +43,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from motiontune.backbone.loading import Backbone
-from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug
+from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
+from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug, train_and_generate
+from motiontune.executors import Executor, Job, LocalExecutor, job_work_dir
 from motiontune.features import encode_reference
 from motiontune.io.atomic import write_atomically
 from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
-from motiontune.motion.customize import learn_motion, training_config_for
+from motiontune.motion.customize import training_config_for
 from motiontune.prompts import simplify_prompt
 from motiontune.references import training_prompts
-from motiontune.sampling.generation import GenerationConfig, generate_with_motion, generate_without_motion, video_id
+from motiontune.sampling.generation import GenerationConfig, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.generator import WorldSample, render_sample
 from motiontune.world.scoring import Intent, Reference, ScoringConfig, score_video
@@ -225,16 +226,21 @@ def run_world_benchmark(
     temporal_pairs: PairMode = "all",
     progress: bool = True,
     work_dir: Path | None = None,
+    executor: Executor | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Controls and methods x cases x seeds. Returns one row per generated video and the videos keyed
     ``<label>/<seed>/<case>/<NN>_<prompt>`` (references under ``reference/<case>``). ``clip``: scores the
     CLIP columns (None: they stay empty). ``progress``: a bar over the (case, method or control, seed) runs.
     ``work_dir``: each run's videos are kept there as it finishes, so a rerun after a crash redoes only the runs
-    that had not (a run whose settings changed is redone); the folder goes once the benchmark completes."""
-    rows: list[dict[str, Any]] = []
-    videos: dict[str, np.ndarray] = {}
+    that had not (a run whose settings changed is redone); the folder goes once the benchmark completes.
+    ``executor``: where the runs go (local by default: one after the other here; ``ray``: Ray tasks, each method
+    run checkpointing under ``work_dir/jobs`` so a retried one resumes); scoring runs here."""
+    executor = executor or LocalExecutor()
+    handle: Backbone | BackboneSource = backbone if isinstance(executor, LocalExecutor) else BackboneSource.of(backbone)
     bar = tqdm(total=len(cases) * (len(controls) + len(methods)) * len(config.seeds), desc="world benchmark",
                disable=not progress)
+    outputs: dict[tuple[str, str, int], list[np.ndarray]] = {}  # (case, label, seed) -> videos
+    pending: list[tuple[tuple[str, str, int], Path | None, str, Job]] = []
     for case in cases:
         features: dict[str, Any] = {}
 
@@ -244,73 +250,93 @@ def run_world_benchmark(
                                                  config.inversion_steps, progress=False))
             return features
 
-        reference_tracks = tracker.track(case.reference.frames)
-        videos[f"reference/{case.name}"] = case.reference.frames
         # What every run of this case depends on besides its own settings (the key of its stored videos).
         case_settings = {"backbone": backbone.fingerprint(), "inversion_steps": config.inversion_steps,
                          "case": case.name, "reference": _reference_row(case)["source_sha256"],
                          "prompts": case.target_prompts}
-        runs: list[tuple[str, int, Any]] = []
         for control in controls:
             for seed in config.seeds:
                 sampling = replace(generation, **{**control.generate, "seed": seed})
-                runs.append((control.label, seed, _stored_run(
-                    work_dir, case.name, control.label, seed, {**case_settings, "control": control.generate, "sampling": sampling},
-                    lambda: generate_without_motion(backbone, case.target_prompts, *case.reference.frames.shape[:3],
-                                                    sampling, reference_features()))))
-                bar.update(1)
+                settings = {**case_settings, "control": control.generate, "sampling": sampling}
+                _plan_run(outputs, pending, work_dir, case.name, control.label, seed, settings, lambda: Job(
+                    f"{case.name}/{label_slug(control.label)}/{seed}", generate_control,
+                    {"backbone": handle, "prompts": list(case.target_prompts), "shape": case.reference.frames.shape[:3],
+                     "sampling": sampling, "reference": reference_features()}))
         for entry in methods:
             method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
             for seed in config.seeds:
                 loop = replace(training_config_for(method_params), seed=seed)
                 sampling = replace(generation, **{**entry.generate, "seed": seed})
+                settings = {**case_settings, "method": entry.method, "options": entry.options, "loop": loop, "sampling": sampling}
+                key = f"{case.name}/{label_slug(entry.label)}/{seed}"
+                _plan_run(outputs, pending, work_dir, case.name, entry.label, seed, settings, lambda: Job(
+                    key, train_and_generate,
+                    {"backbone": handle, "method": entry.method, "options": dict(entry.options), "loop": loop,
+                     "features": reference_features(), "row": _reference_row(case), "prompts": list(case.target_prompts),
+                     "sampling": sampling, "checkpoint_dir": job_work_dir(work_dir, "jobs", key, "checkpoints")}))
+    bar.update(len(outputs))  # the runs stored by an earlier, interrupted benchmark
 
-                def learn_and_generate() -> list[np.ndarray]:
-                    logger.info("world benchmark: %s on %s (seed %d)", entry.label, case.name, seed)
-                    artifact, _ = learn_motion(backbone, entry.method, entry.options, loop, reference_features(),
-                                               _reference_row(case))
-                    return generate_with_motion(backbone, artifact, case.target_prompts, sampling, reference_features())
+    def store(index: int, videos: list[np.ndarray]) -> None:
+        run, path, fingerprint, _ = pending[index]
+        outputs[run] = videos
+        if path is not None:
+            write_atomically(path, lambda target: save_file({"videos": torch.from_numpy(np.stack(videos))}, str(target),
+                                                            metadata={"fingerprint": fingerprint}), suffix=".safetensors")
+        bar.update(1)
 
-                runs.append((entry.label, seed, _stored_run(
-                    work_dir, case.name, entry.label, seed, {**case_settings, "method": entry.method,
-                                                             "options": entry.options, "loop": loop, "sampling": sampling},
-                    learn_and_generate)))
-                bar.update(1)
-        for label, seed, outputs in runs:
-            for index, (prompt, target, frames) in enumerate(zip(case.target_prompts, case.targets, outputs)):
-                rows.append({
-                    "method": label, "case": case.name, "family": case.reference.family, "seed": seed, "prompt": prompt,
-                    "reference_colour": case.reference.colour, "reference_shape": case.reference.shape,
-                    "target_colour": target[0], "target_shape": target[1],
-                    **score_generated(frames, case, target, spec, analyser, scoring, tracker, reference_tracks,
-                                      static_threshold, clip, temporal_pairs),
-                })
-                videos[f"{label_slug(label)}/{seed}/{video_id(case.name, index, prompt)}"] = frames
+    logger.info("world benchmark: %d runs to do on the %s executor (%d stored)", len(pending), executor.name, len(outputs))
+    executor.run([job for *_, job in pending], on_result=store)
     bar.close()
+    rows: list[dict[str, Any]] = []
+    videos: dict[str, np.ndarray] = {}
+    for case in cases:
+        reference_tracks = tracker.track(case.reference.frames)
+        videos[f"reference/{case.name}"] = case.reference.frames
+        for label in [control.label for control in controls] + [entry.label for entry in methods]:
+            for seed in config.seeds:
+                for index, (prompt, target, frames) in enumerate(zip(case.target_prompts, case.targets, outputs[(case.name, label, seed)])):
+                    rows.append({
+                        "method": label, "case": case.name, "family": case.reference.family, "seed": seed, "prompt": prompt,
+                        "reference_colour": case.reference.colour, "reference_shape": case.reference.shape,
+                        "target_colour": target[0], "target_shape": target[1],
+                        **score_generated(frames, case, target, spec, analyser, scoring, tracker, reference_tracks,
+                                          static_threshold, clip, temporal_pairs),
+                    })
+                    videos[f"{label_slug(label)}/{seed}/{video_id(case.name, index, prompt)}"] = frames
     if work_dir is not None:
         shutil.rmtree(work_dir, ignore_errors=True)
     return pd.DataFrame(rows), videos
 
 
-def _stored_run(
-    work_dir: Path | None, case_name: str, label: str, seed: int, settings: Mapping[str, Any],
-    make: Callable[[], list[np.ndarray]],
+def generate_control(
+    backbone: Backbone | BackboneSource,
+    prompts: Sequence[str],
+    shape: tuple[int, int, int],
+    sampling: GenerationConfig,
+    reference: Mapping[str, Any],
 ) -> list[np.ndarray]:
-    """The run's videos from ``work_dir`` when stored there with the same settings, else ``make()`` (stored)."""
-    if work_dir is None:
-        return make()
+    """One control job: the backbone alone generates ``prompts`` as (F, H, W, 3) uint8 videos of ``shape``
+    (frames, height, width), sampled as the methods sample (noise init from ``reference``'s inversion)."""
+    return generate_without_motion(backbone_in_process(backbone), prompts, *shape, sampling, reference)
+
+
+def _plan_run(
+    outputs: dict[tuple[str, str, int], list[np.ndarray]],
+    pending: list[tuple[tuple[str, str, int], Path | None, str, Job]],
+    work_dir: Path | None, case_name: str, label: str, seed: int, settings: Mapping[str, Any],
+    make_job: Callable[[], Job],
+) -> None:
+    """Put the run's videos in ``outputs`` when ``work_dir`` holds them with the same settings, else its job in
+    ``pending`` (with where to store its videos and their settings fingerprint)."""
     blob = json.dumps({"label": label, "seed": seed, **settings}, sort_keys=True, default=str)
     fingerprint = hashlib.sha256(blob.encode("utf-8")).hexdigest()
-    path = Path(work_dir) / case_name / label_slug(label) / f"{seed}.safetensors"
-    if path.exists():
+    path = Path(work_dir) / case_name / label_slug(label) / f"{seed}.safetensors" if work_dir is not None else None
+    if path is not None and path.exists():
         with safe_open(str(path), framework="pt") as stored:
             if (stored.metadata() or {}).get("fingerprint") == fingerprint:
-                return list(stored.get_tensor("videos").numpy())
-    outputs = make()
-    write_atomically(path, lambda target: save_file({"videos": torch.from_numpy(np.stack(outputs))}, str(target),
-                                                    metadata={"fingerprint": fingerprint}),
-                     suffix=".safetensors")
-    return outputs
+                outputs[(case_name, label, seed)] = list(stored.get_tensor("videos").numpy())
+                return
+    pending.append(((case_name, label, seed), path, fingerprint, make_job()))
 
 
 def world_summary(results: pd.DataFrame) -> pd.DataFrame:

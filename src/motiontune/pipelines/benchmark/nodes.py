@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from motiontune.benchmark import BenchmarkReference, methods_from_params, metric_bar_plots, run_benchmark, summary_markdown, summary_table
+from motiontune.executors import build_executor
 from motiontune.features import encode_reference
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import load_manifest
@@ -29,7 +31,9 @@ def benchmark_methods(
     generate: dict[str, Any],
     evaluate: dict[str, Any],
     benchmark: dict[str, Any],
+    ray: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, np.ndarray], dict[str, VideoClip]]:
+    executor = build_executor(str(benchmark.get("executor", "local")), ray)  # connects before any work
     model = backbone_from_params(backbone)
     entries = load_manifest(benchmark_manifest, base_dir=benchmark["manifest_dir"], select=benchmark.get("entries"))
     clips, rows = prepare_references(
@@ -46,14 +50,18 @@ def benchmark_methods(
     ]
     methods = methods_from_params(benchmark["methods"], train)
     tracker, tracker_description = motion_tracker(evaluate)
-    results, videos = run_benchmark(
-        model, references, methods,
-        train_params={**train, **benchmark.get("train", {})},
-        generation=GenerationConfig.from_params({**generate, **benchmark.get("generate", {})}),
-        seeds=[int(seed) for seed in benchmark["seeds"]],
-        tracker=tracker, tracker_description=tracker_description,
-        static_threshold=float(evaluate["static_threshold"]), models=metric_models(evaluate),
-    )
+    try:
+        results, videos = run_benchmark(
+            model, references, methods,
+            train_params={**train, **benchmark.get("train", {})},
+            generation=GenerationConfig.from_params({**generate, **benchmark.get("generate", {})}),
+            seeds=[int(seed) for seed in benchmark["seeds"]],
+            tracker=tracker, tracker_description=tracker_description,
+            static_threshold=float(evaluate["static_threshold"]), models=metric_models(evaluate),
+            executor=executor, work_dir=Path(benchmark["work_dir"]) if benchmark.get("work_dir") else None,
+        )
+    finally:
+        executor.close()
     summary = summary_table(results)
     markdown = summary_markdown(summary)
     log_benchmark(summary, markdown)

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 benchmark_methods,
                 inputs=[
                     "benchmark_manifest", "params:backbone", "params:video", "params:ingest", "params:encode",
-                    "params:train", "params:generate", "params:evaluate", "params:benchmark",
+                    "params:train", "params:generate", "params:evaluate", "params:benchmark", "params:ray",
                 ],
                 outputs=["benchmark_results", "benchmark_summary", "benchmark_summary_markdown", "benchmark_plots", "benchmark_videos"],
                 name="benchmark_methods",

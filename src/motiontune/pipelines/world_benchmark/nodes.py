@@ -10,6 +10,7 @@ import pandas as pd
 
 from motiontune.benchmark import methods_from_params
 from motiontune.io.clip import VideoClip
+from motiontune.executors import build_executor
 from motiontune.metrics.configured import clip_scorer, motion_tracker
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.sampling.generation import GenerationConfig
@@ -36,23 +37,29 @@ def benchmark_on_world(
     evaluate: dict[str, Any],
     world_benchmark: dict[str, Any],
     fps: float,
+    ray: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, dict[str, np.ndarray], dict[str, VideoClip]]:
     spec = WorldSpec.from_params(world)
     config = WorldBenchmarkConfig.from_params(world_benchmark)
     tracker, _ = motion_tracker(evaluate)
-    results, videos = run_world_benchmark(
-        backbone_from_params(backbone), spec, benchmark_cases(spec, config),
-        methods_from_params(world_benchmark["methods"], train),
-        [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in world_benchmark["controls"]],
-        train_params={**train, **world_benchmark.get("train", {})},
-        generation=GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})}),
-        config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
-        scoring=ScoringConfig.from_params(world.get("scoring")),
-        tracker=tracker, static_threshold=float(evaluate["static_threshold"]),
-        clip=clip_scorer(evaluate), temporal_pairs=(evaluate.get("clip") or {}).get("temporal_pairs", "all"),
-        progress=bool(world_benchmark.get("progress_bar", True)),
-        work_dir=Path(world_benchmark["work_dir"]) if world_benchmark.get("work_dir") else None,
-    )
+    executor = build_executor(str(world_benchmark.get("executor", "local")), ray)  # connects before any work
+    try:
+        results, videos = run_world_benchmark(
+            backbone_from_params(backbone), spec, benchmark_cases(spec, config),
+            methods_from_params(world_benchmark["methods"], train),
+            [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in world_benchmark["controls"]],
+            train_params={**train, **world_benchmark.get("train", {})},
+            generation=GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})}),
+            config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
+            scoring=ScoringConfig.from_params(world.get("scoring")),
+            tracker=tracker, static_threshold=float(evaluate["static_threshold"]),
+            clip=clip_scorer(evaluate), temporal_pairs=(evaluate.get("clip") or {}).get("temporal_pairs", "all"),
+            progress=bool(world_benchmark.get("progress_bar", True)),
+            work_dir=Path(world_benchmark["work_dir"]) if world_benchmark.get("work_dir") else None,
+            executor=executor,
+        )
+    finally:
+        executor.close()
     summary = world_summary(results)
     markdown = world_summary_markdown(summary)
     log_benchmark(summary, markdown)

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 benchmark_on_world,
                 inputs=[
                     "params:backbone", "params:world", "params:train", "params:generate", "params:evaluate",
-                    "params:world_benchmark", "params:video.fps",
+                    "params:world_benchmark", "params:video.fps", "params:ray",
                 ],
                 outputs=[
                     "world_benchmark_results", "world_benchmark_summary", "world_benchmark_summary_markdown",
