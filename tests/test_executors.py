@@ -164,3 +164,42 @@ def test_an_unreachable_cluster_is_one_line_within_seconds_before_any_work(monke
     assert executor_problems("local", {}, "benchmark") == []
     assert executor_problems("dask", {}, "benchmark") == ["benchmark.executor: 'dask' is not one of ['local', 'ray']"]
     assert executor_problems("ray", {"adress": "x"}, "benchmark") == ["ray.adress: unknown key (did you mean 'address'?)"]
+
+
+def test_train_and_generate_of_a_manifest_through_ray_equal_the_local_nodes(project_root, ray_instance, tmp_path):
+    """train.executor / generate.executor: one job per manifest entry; the same motions and videos as in process."""
+    import yaml
+
+    from motiontune.pipelines.encode.nodes import encode_references
+    from motiontune.pipelines.generate.nodes import generate_videos
+    from motiontune.pipelines.ingest.nodes import ingest_references
+    from motiontune.pipelines.train.nodes import train_motions
+
+    video = {"num_frames": FRAMES, "height": PIXELS, "width": PIXELS, "fps": 8}
+    backbone = {"pretrained_model": str(project_root / "data/06_models/backbones/tiny-t2v"), "device": "cpu", "dtype": "float32"}
+    manifest = yaml.safe_load((project_root / "data/01_raw/manifest.yml").read_text(encoding="utf-8"))
+    ingest = {"manifest_dir": str(project_root / "data/01_raw"), "entries": ["ball_right", "square_orbit"], "frames_fps": 8,
+              "resample_to_fps": True, "rules": {"min_fps": 1.0, "max_fps": 240.0, "min_side": 16, "max_side": 8192}}
+    clips, metadata = ingest_references(manifest, video, ingest)
+    lazy = lambda values: {key: (lambda value=value: value) for key, value in values.items()}  # noqa: E731
+    features = encode_references(lazy(clips), metadata, backbone, {"inversion_steps": 3, "progress_bar": False})
+    outcomes = {}
+    threads = torch.get_num_threads()
+    for executor in ("local", "ray"):
+        train = {"method": "motiondirector", "steps": 3, "seed": 0, "learning_rate": 1e-2, "checkpoint_every": 0,
+                 "progress_bar": False, "checkpoint_root": str(tmp_path / executor), "motiondirector": {"rank": 4},
+                 "executor": executor}
+        generate = {"seed": 0, "steps": 3, "progress_bar": False, "executor": executor}
+        torch.set_num_threads(1)  # the threads of a Ray worker with num_cpus 1
+        try:
+            artifacts, _ = train_motions(lazy(features), metadata, backbone, train, {})
+            videos = generate_videos(lazy(artifacts), lazy(features), metadata, backbone, video, generate, {})
+        finally:
+            torch.set_num_threads(threads)
+        outcomes[executor] = (artifacts, videos)
+    (local_artifacts, local_videos), (ray_artifacts, ray_videos) = outcomes["local"], outcomes["ray"]
+    assert sorted(ray_artifacts) == ["ball_right", "square_orbit"] and sorted(ray_videos) == sorted(local_videos)
+    for name, artifact in local_artifacts.items():
+        assert artifact.tensors.keys() == ray_artifacts[name].tensors.keys()
+        assert all(torch.equal(tensor, ray_artifacts[name].tensors[key]) for key, tensor in artifact.tensors.items()), name
+    assert all(np.array_equal(clip.frames, ray_videos[key].frames) for key, clip in local_videos.items())

@@ -73,7 +73,7 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
         if strength is not None and not 0.0 <= float(strength) <= 1.0:
             problems.append(f"generate.blend_strength: must be in [0, 1], got {strength}")
 
-    for section in ("benchmark", "world_benchmark"):  # the sections whose jobs go to an executor
+    for section in ("train", "generate", "benchmark", "world_benchmark"):  # the sections whose jobs go to an executor
         if params.get(section) is not None:
             problems += executor_problems(params[section].get("executor", "local"), params.get("ray"), section)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from motiontune.backbone.loading import Backbone, BackboneError
+from motiontune.backbone.loading import Backbone, BackboneError, BackboneSource, backbone_in_process
 from motiontune.features import LATENTS, PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS
 from motiontune.motion.artifact import ArtifactError, MotionArtifact
 from motiontune.motion.methods import build_method, method_class, recommended_inference, recommended_training
@@ -78,6 +78,20 @@ def learn_motion(
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return MotionArtifact(tensors=method.artifact_tensors(), manifest=manifest), result
+
+
+def learn_motion_job(
+    backbone: Backbone | BackboneSource,
+    method_name: str,
+    method_options: Mapping[str, Any] | None,
+    config: TrainingConfig,
+    features: Mapping[str, torch.Tensor],
+    reference: Mapping[str, Any],
+    checkpoint_dir: Path | None = None,
+) -> tuple[MotionArtifact, TrainingResult]:
+    """:func:`learn_motion` as an executor job: ``backbone`` may be a :class:`BackboneSource` (loaded once in the
+    worker's process); ``checkpoint_dir`` lets a retried job resume."""
+    return learn_motion(backbone_in_process(backbone), method_name, method_options, config, features, reference, checkpoint_dir)
 
 
 def _training_settings(config: TrainingConfig) -> dict[str, Any]:

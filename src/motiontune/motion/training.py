@@ -98,13 +98,13 @@ class TrainingConfig:
 
     @classmethod
     def from_params(cls, train: Mapping[str, Any]) -> TrainingConfig:
-        """The loop settings out of the ``train`` parameters. Its other keys, ``method``, ``checkpoint_root`` and
+        """The loop settings out of the ``train`` parameters. Its other keys, ``method``, ``checkpoint_root``, ``executor`` and
         the ``train.<method>`` blocks (checked by the methods), are not its business; any other key is an error
         naming the closest known one."""
         from motiontune.known_keys import check_known_keys
         from motiontune.motion.methods import method_names
 
-        check_known_keys("train", train, (*cls.__dataclass_fields__, "method", "checkpoint_root", *method_names()))
+        check_known_keys("train", train, (*cls.__dataclass_fields__, "method", "checkpoint_root", "executor", *method_names()))
         values = {key: train[key] for key in cls.__dataclass_fields__ if key in train}
         if "adam_betas" in values:
             values["adam_betas"] = tuple(values["adam_betas"])

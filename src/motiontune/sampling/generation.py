@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from motiontune.backbone.loading import Backbone
+from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.known_keys import check_known_keys
 from motiontune.motion.artifact import MotionArtifact
 from motiontune.motion.customize import applied_motion, check_artifact_fits
@@ -26,6 +26,8 @@ DEFAULT_GUIDANCE_SCALE = 10.0
 # Keys of the ``generate`` parameters that say what to generate from, not how to sample: a registered motion
 # (an MLflow model URI) and its prompts, read by :mod:`motiontune.tracking.registry`.
 GENERATE_SOURCE_KEYS = ("motion", "prompts")
+# Keys of the ``generate`` / ``train`` parameters that say where the jobs run (motiontune.executors).
+EXECUTOR_KEY = "executor"
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class GenerationConfig:
     def from_params(cls, generate: Mapping[str, Any], section: str = "generate") -> GenerationConfig:
         """The sampling settings out of the ``generate`` parameters (which also say what to generate from:
         :data:`GENERATE_SOURCE_KEYS`); any other key is an error naming the closest known one."""
-        check_known_keys(section, generate, (*GENERATION_OPTIONS, *GENERATE_SOURCE_KEYS))
+        check_known_keys(section, generate, (*GENERATION_OPTIONS, *GENERATE_SOURCE_KEYS, EXECUTOR_KEY))
         return cls(**{key: generate[key] for key in GENERATION_OPTIONS if key in generate})
 
     def given_inference_options(self) -> dict[str, Any]:
@@ -112,6 +114,17 @@ def generate_with_motion(
         if customised:
             inverted = inversion()
         return _sample_videos(backbone, prompts, shape, options, config, inverted)
+
+
+def generate_with_motion_job(
+    backbone: Backbone | BackboneSource,
+    artifact: MotionArtifact,
+    prompts: Sequence[str],
+    config: GenerationConfig,
+    reference: Mapping[str, torch.Tensor] | None = None,
+) -> list[np.ndarray]:
+    """:func:`generate_with_motion` as an executor job (``backbone`` may be a :class:`BackboneSource`)."""
+    return generate_with_motion(backbone_in_process(backbone), artifact, prompts, config, reference)
 
 
 def generate_without_motion(

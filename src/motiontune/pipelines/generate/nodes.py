@@ -9,11 +9,13 @@ from typing import Any
 import pandas as pd
 import torch
 
+from motiontune.backbone.loading import BackboneSource
+from motiontune.executors import Job, LocalExecutor, build_executor
 from motiontune.io.clip import VideoClip
 from motiontune.motion.artifact import MotionArtifact
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.references import target_prompts
-from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
+from motiontune.sampling.generation import GenerationConfig, generate_with_motion_job, video_id
 from motiontune.tracking.mlflow_logging import log_videos
 from motiontune.tracking.registry import generate_with_registered_motion, registry_generate_problems, registry_prompts
 
@@ -27,22 +29,33 @@ def generate_videos(
     backbone: dict[str, Any],
     video: dict[str, Any],
     generate: dict[str, Any],
+    ray: dict[str, Any] | None = None,
 ) -> dict[str, VideoClip]:
+    """Each motion's target prompts, one job per motion on ``generate.executor`` (local | ray)."""
     if generate.get("motion"):
         logger.info("generate.motion is set (%s): generating from the registry instead of data/06_models/motions", generate["motion"])
         return {}
+    executor = build_executor(str(generate.get("executor", "local")), ray)  # connects before any work
     model = backbone_from_params(backbone)
     config = GenerationConfig.from_params(generate)
-    outputs: dict[str, VideoClip] = {}
+    handle = model if isinstance(executor, LocalExecutor) else BackboneSource.of(model)
+    jobs, prompts_of = [], {}
     for row in clip_metadata.to_dict(orient="records"):
         name = row["name"]
         if name not in motion_artifacts:
             raise ValueError(f"generate: no motion artifact for '{name}' in data/06_models/motions; run the train pipeline")
-        artifact = motion_artifacts[name]()
-        reference = encoded_references[name]() if name in encoded_references else None
-        prompts = target_prompts(row)
-        for index, (prompt, frames) in enumerate(zip(prompts, generate_with_motion(model, artifact, prompts, config, reference))):
-            outputs[video_id(name, index, prompt)] = VideoClip(frames=frames, fps=float(video["fps"]))
+        prompts_of[name] = target_prompts(row)
+        jobs.append(Job(name, generate_with_motion_job, {
+            "backbone": handle, "artifact": motion_artifacts[name](), "prompts": prompts_of[name], "config": config,
+            "reference": encoded_references[name]() if name in encoded_references else None}))
+    try:
+        results = executor.run(jobs)
+    finally:
+        executor.close()
+    outputs: dict[str, VideoClip] = {}
+    for job, videos in zip(jobs, results):
+        for index, (prompt, frames) in enumerate(zip(prompts_of[job.key], videos)):
+            outputs[video_id(job.key, index, prompt)] = VideoClip(frames=frames, fps=float(video["fps"]))
     log_videos(outputs)
     return outputs
 

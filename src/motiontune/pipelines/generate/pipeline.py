@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 generate_videos,
-                inputs=["motion_artifacts", "encoded_references", "clip_metadata", "params:backbone", "params:video", "params:generate"],
+                inputs=["motion_artifacts", "encoded_references", "clip_metadata", "params:backbone", "params:video", "params:generate", "params:ray"],
                 outputs="generated_videos",
                 name="generate_videos",
             )

@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_motions,
-                inputs=["encoded_references", "clip_metadata", "params:backbone", "params:train"],
+                inputs=["encoded_references", "clip_metadata", "params:backbone", "params:train", "params:ray"],
                 outputs=["motion_artifacts", "training_summary"],
                 name="train_motions",
             )
