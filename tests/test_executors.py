@@ -203,3 +203,35 @@ def test_train_and_generate_of_a_manifest_through_ray_equal_the_local_nodes(proj
         assert artifact.tensors.keys() == ray_artifacts[name].tensors.keys()
         assert all(torch.equal(tensor, ray_artifacts[name].tensors[key]) for key, tensor in artifact.tensors.items()), name
     assert all(np.array_equal(clip.frames, ray_videos[key].frames) for key, clip in local_videos.items())
+
+
+def test_the_world_benchmark_through_ray_equals_the_local_run(tiny_backbone, ray_instance, tmp_path):
+    from motiontune.world import AnalyserConfig, ScoringConfig, WorldSpec
+    from motiontune.world.benchmark import CaseSpec, Control, WorldBenchmarkConfig, benchmark_cases, run_world_benchmark
+
+    spec = WorldSpec(height=32, width=32)
+    config = WorldBenchmarkConfig(reference_seed=7, cases=(CaseSpec("translate", {"direction": "right", "speed": "fast"}),),
+                                  targets_per_case=1, seeds=(0,), inversion_steps=2)
+    cases = benchmark_cases(spec, config)
+
+    def run(executor, work_dir):
+        return run_world_benchmark(
+            tiny_backbone, spec, cases, [BenchmarkMethod("Motion Embeddings", "motion_embeddings", {"blocks": "deep"})],
+            [Control("Backbone + inversion", {"noise_init": "inversion"})],
+            {"method": "motion_embeddings", "steps": 2, "checkpoint_every": 1, "progress_bar": False},
+            GenerationConfig(steps=2, progress_bar=False), config, AnalyserConfig(), ScoringConfig(),
+            build_tracker("opencv_lk"), 2.0, progress=False, work_dir=work_dir, executor=executor)
+
+    threads = torch.get_num_threads()
+    # The threads of a Ray worker with num_cpus 1, also for what the driver computes (the references' inversion).
+    torch.set_num_threads(1)
+    try:
+        local, local_videos = run(LocalExecutor(), None)
+        through_ray, ray_videos = run(RayExecutor(RayConfig()), tmp_path / "runs")
+    finally:
+        torch.set_num_threads(threads)
+    assert len(local) == 2 and local.equals(through_ray)
+    differ = {key: int(np.abs(video.astype(int) - ray_videos[key].astype(int)).max()) for key, video in local_videos.items()
+              if not np.array_equal(video, ray_videos[key])}
+    assert not differ, differ
+    assert not (tmp_path / "runs").exists()  # the work folder goes once the benchmark completes
