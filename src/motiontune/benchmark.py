@@ -71,7 +71,7 @@ def train_and_generate(
 ) -> list[np.ndarray]:
     """One benchmark job: learn ``method`` on one reference and generate its ``prompts``; uint8 videos
     (F, H, W, 3). ``checkpoint_dir``: where training checkpoints go, so a retried job resumes."""
-    model = backbone_in_process(backbone)
+    model = backbone_in_process(backbone)  # once, for both calls
     artifact, _ = learn_motion(model, method, options, loop, features, row, checkpoint_dir)
     return generate_with_motion(model, artifact, prompts, sampling, features)
 
@@ -100,7 +100,7 @@ def run_benchmark(
     has finished). Evaluation runs here.
     """
     executor = executor or LocalExecutor()
-    handle: Backbone | BackboneSource = backbone if isinstance(executor, LocalExecutor) else BackboneSource.of(backbone)
+    handle = executor.job_backbone(backbone)
     jobs, cells = [], []
     for entry in methods:
         for seed in seeds:

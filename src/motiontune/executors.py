@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
+from motiontune.backbone.loading import Backbone, BackboneSource
 from motiontune.known_keys import check_known_keys
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release what the executor started."""
 
+    def job_backbone(self, backbone: Backbone) -> Backbone | BackboneSource:
+        """What a job receives to use ``backbone``: the loaded one in this process, else where to load it from."""
+
 
 class LocalExecutor:
     """Runs the jobs one after the other in this process (today's behaviour)."""
@@ -73,6 +77,9 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
+
+    def job_backbone(self, backbone: Backbone) -> Backbone:
+        return backbone
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,9 @@ class RayExecutor:
                 on_result(index, results[index])
         logger.info("Ray ran %d jobs in %.1f s", len(jobs), time.perf_counter() - started)
         return results
+
+    def job_backbone(self, backbone: Backbone) -> BackboneSource:
+        return BackboneSource.of(backbone)  # workers load it once per process, the weights never travel
 
     def close(self) -> None:
         """Stop the local Ray instance this executor started (a cluster it connected to stays)."""

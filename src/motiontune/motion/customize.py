@@ -31,7 +31,7 @@ def training_config_for(train: Mapping[str, Any]) -> TrainingConfig:
 
 
 def learn_motion(
-    backbone: Backbone,
+    backbone: Backbone | BackboneSource,
     method_name: str,
     method_options: Mapping[str, Any] | None,
     config: TrainingConfig,
@@ -41,10 +41,13 @@ def learn_motion(
 ) -> tuple[MotionArtifact, TrainingResult]:
     """Train ``method_name`` on one reference and return the artifact (tensors + manifest) and history.
 
+    ``backbone``: loaded, or a :class:`BackboneSource` (an executor job: loaded once in the worker's process).
+
     ``features``: the cached ``latents``, ``prompt_embeds`` and ``simplified_prompt_embeds`` (the one trained on
     follows ``config.simplified_prompt``); ``reference``: its metadata row (num_frames, height, width, source_path,
     source_sha256, train_prompt, simplified_train_prompt).
     """
+    backbone = backbone_in_process(backbone)
     method = build_method(method_name, method_options)
     inference_defaults = recommended_inference(method_name, method_options)  # checked before training starts
     latents = features[LATENTS]
@@ -78,20 +81,6 @@ def learn_motion(
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return MotionArtifact(tensors=method.artifact_tensors(), manifest=manifest), result
-
-
-def learn_motion_job(
-    backbone: Backbone | BackboneSource,
-    method_name: str,
-    method_options: Mapping[str, Any] | None,
-    config: TrainingConfig,
-    features: Mapping[str, torch.Tensor],
-    reference: Mapping[str, Any],
-    checkpoint_dir: Path | None = None,
-) -> tuple[MotionArtifact, TrainingResult]:
-    """:func:`learn_motion` as an executor job: ``backbone`` may be a :class:`BackboneSource` (loaded once in the
-    worker's process); ``checkpoint_dir`` lets a retried job resume."""
-    return learn_motion(backbone_in_process(backbone), method_name, method_options, config, features, reference, checkpoint_dir)
 
 
 def _training_settings(config: TrainingConfig) -> dict[str, Any]:

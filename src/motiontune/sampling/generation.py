@@ -86,7 +86,7 @@ def resolved_options(artifact: MotionArtifact, config: GenerationConfig) -> dict
 
 
 def generate_with_motion(
-    backbone: Backbone,
+    backbone: Backbone | BackboneSource,
     artifact: MotionArtifact,
     prompts: Sequence[str],
     config: GenerationConfig,
@@ -100,6 +100,7 @@ def generate_with_motion(
     ``inversion_prompt`` and ``inversion_steps`` (:mod:`motiontune.sampling.reference_inversion`); one computed
     here is kept on the artifact for its next prompts and calls.
     """
+    backbone = backbone_in_process(backbone)  # an executor job may get its source
     num_frames = int(artifact.manifest["num_frames"])
     check_artifact_fits(artifact, backbone, num_frames)
     options = resolved_options(artifact, config)
@@ -114,17 +115,6 @@ def generate_with_motion(
         if customised:
             inverted = inversion()
         return _sample_videos(backbone, prompts, shape, options, config, inverted)
-
-
-def generate_with_motion_job(
-    backbone: Backbone | BackboneSource,
-    artifact: MotionArtifact,
-    prompts: Sequence[str],
-    config: GenerationConfig,
-    reference: Mapping[str, torch.Tensor] | None = None,
-) -> list[np.ndarray]:
-    """:func:`generate_with_motion` as an executor job (``backbone`` may be a :class:`BackboneSource`)."""
-    return generate_with_motion(backbone_in_process(backbone), artifact, prompts, config, reference)
 
 
 def generate_without_motion(

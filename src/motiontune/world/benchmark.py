@@ -236,7 +236,7 @@ def run_world_benchmark(
     ``executor``: where the runs go (local by default: one after the other here; ``ray``: Ray tasks, each method
     run checkpointing under ``work_dir/jobs`` so a retried one resumes); scoring runs here."""
     executor = executor or LocalExecutor()
-    handle: Backbone | BackboneSource = backbone if isinstance(executor, LocalExecutor) else BackboneSource.of(backbone)
+    handle = executor.job_backbone(backbone)
     bar = tqdm(total=len(cases) * (len(controls) + len(methods)) * len(config.seeds), desc="world benchmark",
                disable=not progress)
     outputs: dict[tuple[str, str, int], list[np.ndarray]] = {}  # (case, label, seed) -> videos

@@ -9,13 +9,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from motiontune.backbone.loading import BackboneSource
-from motiontune.executors import Job, LocalExecutor, build_executor
+from motiontune.executors import Job, build_executor
 from motiontune.io.clip import VideoClip
 from motiontune.motion.artifact import MotionArtifact
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.references import target_prompts
-from motiontune.sampling.generation import GenerationConfig, generate_with_motion_job, video_id
+from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
 from motiontune.tracking.mlflow_logging import log_videos
 from motiontune.tracking.registry import generate_with_registered_motion, registry_generate_problems, registry_prompts
 
@@ -38,14 +37,14 @@ def generate_videos(
     executor = build_executor(str(generate.get("executor", "local")), ray)  # connects before any work
     model = backbone_from_params(backbone)
     config = GenerationConfig.from_params(generate)
-    handle = model if isinstance(executor, LocalExecutor) else BackboneSource.of(model)
+    handle = executor.job_backbone(model)
     jobs, prompts_of = [], {}
     for row in clip_metadata.to_dict(orient="records"):
         name = row["name"]
         if name not in motion_artifacts:
             raise ValueError(f"generate: no motion artifact for '{name}' in data/06_models/motions; run the train pipeline")
         prompts_of[name] = target_prompts(row)
-        jobs.append(Job(name, generate_with_motion_job, {
+        jobs.append(Job(name, generate_with_motion, {
             "backbone": handle, "artifact": motion_artifacts[name](), "prompts": prompts_of[name], "config": config,
             "reference": encoded_references[name]() if name in encoded_references else None}))
     try:

@@ -10,9 +10,8 @@ import pandas as pd
 import torch
 
 from motiontune.motion.artifact import MotionArtifact
-from motiontune.backbone.loading import BackboneSource
-from motiontune.executors import Job, LocalExecutor, build_executor
-from motiontune.motion.customize import learn_motion_job, training_config_for
+from motiontune.executors import Job, build_executor
+from motiontune.motion.customize import learn_motion, training_config_for
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.tracking.mlflow_logging import log_training
 from motiontune.tracking.registry import register_trained_motion
@@ -30,14 +29,14 @@ def train_motions(
     model = backbone_from_params(backbone)
     config = training_config_for(train)
     method = train["method"]
-    handle = model if isinstance(executor, LocalExecutor) else BackboneSource.of(model)
+    handle = executor.job_backbone(model)
     rows, jobs = clip_metadata.to_dict(orient="records"), []
     for row in rows:
         name = row["name"]
         if name not in encoded_references:
             raise ValueError(f"train: no encoded features for '{name}' in data/04_feature; rerun encode")
         checkpoint_dir = Path(train["checkpoint_root"]) / name / "checkpoints"
-        jobs.append(Job(name, learn_motion_job, {"backbone": handle, "method_name": method, "method_options": train.get(method),
+        jobs.append(Job(name, learn_motion, {"backbone": handle, "method_name": method, "method_options": train.get(method),
                                                   "config": config, "features": encoded_references[name](), "reference": row,
                                                   "checkpoint_dir": checkpoint_dir}))
     artifacts: dict[str, MotionArtifact] = {}
