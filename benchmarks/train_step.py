@@ -47,8 +47,8 @@ import yaml  # noqa: E402
 
 from motiontune.backbone.loading import Backbone, load_backbone  # noqa: E402
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone  # noqa: E402
-from motiontune.motion.memory import peak_memory  # noqa: E402
-from motiontune.motion.training import TrainingConfig, train_motion  # noqa: E402
+from motiontune.training.memory import peak_memory  # noqa: E402
+from motiontune.training.loop import TrainingConfig, train_motion  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
@@ -164,7 +164,7 @@ def variants(device: torch.device, compile_mode: str, method_name: str, all_vari
 
 
 def _build_method(name: str, backbone: Backbone, config: dict[str, Any]) -> Any:
-    from motiontune.motion.methods import build_method
+    from motiontune.methods.base import build_method
 
     method = build_method(name, {})
     method.prepare(backbone, config["num_frames"], config["height"], config["width"])
@@ -173,7 +173,7 @@ def _build_method(name: str, backbone: Backbone, config: dict[str, Any]) -> Any:
 
 def _training_settings(name: str) -> dict[str, Any]:
     try:
-        from motiontune.motion.methods import recommended_training
+        from motiontune.methods.base import recommended_training
 
         recommended = recommended_training(name)
     except (ImportError, ValueError):
@@ -278,7 +278,7 @@ def measure_processor(backbone: Backbone, config: dict[str, Any], repeats: int) 
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     from motiontune.backbone.structure import temporal_blocks
-    from motiontune.motion.attention import MotionEmbeddingAttnProcessor
+    from motiontune.methods.attention import MotionEmbeddingAttnProcessor
 
     block = max((b for b in temporal_blocks(backbone.unet) if b.section in ("down", "up")), key=lambda b: (-b.latent_stride, b.channels))
     attention = dict(backbone.unet.named_modules())[f"{block.path}.attn1"]
@@ -325,7 +325,7 @@ class _LegacyProcessor:
     def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: Any = None, attention_mask: Any = None, temb: Any = None, **kwargs: Any) -> torch.Tensor:
         import torch.nn.functional as F
 
-        from motiontune.motion.attention import broadcast_over_batch
+        from motiontune.methods.attention import broadcast_over_batch
 
         residual = hidden_states
         rows, frames, _ = hidden_states.shape
@@ -367,7 +367,7 @@ class _LegacyProcessor:
 
 
 def _method_names(selected: Sequence[str] | None) -> list[str]:
-    from motiontune.motion import methods
+    from motiontune.methods import base as methods
 
     try:
         names = methods.method_names()

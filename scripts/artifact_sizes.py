@@ -1,7 +1,7 @@
 """Print the artifact size of every method on the embedded tiny backbone and on ZeroScope (no downloads).
 
 Each method is built with its options from ``conf/base/parameters_train.yml`` (``train.<method>``) and prepared
-on UNets built from their configs on the meta device (``motiontune.motion.artifact_size``): the tiny backbone
+on UNets built from their configs on the meta device (``motiontune.methods.artifact_size``): the tiny backbone
 of ``conf/base/parameters_backbone.yml`` at the ``video`` size of ``conf/base/parameters.yml``, and ZeroScope v2
 576w at 576x320, 24 frames. These are the numbers of README's methods table (tests/motion/test_artifact_size.py
 checks that they agree). Usage::
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(ROOT / "src"))
 
-from motiontune.motion.artifact_size import ZEROSCOPE, Architecture, artifact_sizes, format_megabytes  # noqa: E402
+from motiontune.methods.artifact_size import ZEROSCOPE, Architecture, artifact_sizes, format_megabytes  # noqa: E402
 
 METHODS = ("motion_embeddings", "vmc", "motionmatcher", "motiondirector")
 

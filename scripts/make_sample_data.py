@@ -136,7 +136,7 @@ MANIFEST = {
 MANIFEST_HEADER = """\
 # Reference videos for motiontune (written by scripts/make_sample_data.py).
 # path: relative to this folder (or absolute); a video file or a folder of frames.
-# train_prompt: null -> derived from prompt by motiontune.prompts.simplify_prompt.
+# train_prompt: null -> derived from prompt by motiontune.io.prompts.simplify_prompt.
 # fps: only for folders of frames (a video file carries its own rate).
 """
 

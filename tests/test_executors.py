@@ -22,12 +22,12 @@ import torch
 from motiontune.backbone.loading import BackboneSource
 from motiontune.benchmark import BenchmarkMethod, BenchmarkReference, run_benchmark, train_and_generate
 from motiontune.executors import Job, LocalExecutor, RayConfig, RayExecutor, executor_problems
-from motiontune.features import encode_reference
+from motiontune.sampling.features import encode_reference
 from motiontune.metrics.configured import MetricModels
 from motiontune.metrics.trackers import build_tracker
-from motiontune.motion.training import CHECKPOINT_FILE, TrainingConfig
+from motiontune.training.loop import CHECKPOINT_FILE, TrainingConfig
 from motiontune.parameters import parameter_problems
-from motiontune.sampling.generation import GenerationConfig
+from motiontune.generation.generate import GenerationConfig
 
 ray = pytest.importorskip("ray", reason='the Ray executor tests need pip install -e ".[distributed]"')
 pytestmark = pytest.mark.xdist_group("ray")  # one local Ray instance at a time on the CI machine
@@ -207,7 +207,7 @@ def test_train_and_generate_of_a_manifest_through_ray_equal_the_local_nodes(proj
 
 def test_the_world_benchmark_through_ray_equals_the_local_run(tiny_backbone, ray_instance, tmp_path):
     from motiontune.world import AnalyserConfig, ScoringConfig, WorldSpec
-    from motiontune.world.benchmark import CaseSpec, Control, WorldBenchmarkConfig, benchmark_cases, run_world_benchmark
+    from motiontune.world_models.benchmark import CaseSpec, Control, WorldBenchmarkConfig, benchmark_cases, run_world_benchmark
 
     spec = WorldSpec(height=32, width=32)
     config = WorldBenchmarkConfig(reference_seed=7, cases=(CaseSpec("translate", {"direction": "right", "speed": "fast"}),),

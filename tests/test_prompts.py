@@ -1,10 +1,10 @@
-"""Tests for motiontune.prompts.simplify_prompt with hand-written expected outputs."""
+"""Tests for motiontune.io.prompts.simplify_prompt with hand-written expected outputs."""
 
 from __future__ import annotations
 
 import pytest
 
-from motiontune.prompts import DEFAULT_STOP_PHRASES, simplify_prompt
+from motiontune.io.prompts import DEFAULT_STOP_PHRASES, simplify_prompt
 
 
 @pytest.mark.parametrize(

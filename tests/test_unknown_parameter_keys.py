@@ -9,9 +9,9 @@ from test_end_to_end import SMALL_RUN, copy_project, kedro
 
 
 def test_library_settings_refuse_unknown_keys_naming_the_closest_one():
-    from motiontune.motion.customize import training_config_for
-    from motiontune.motion.training import TrainingConfig
-    from motiontune.sampling.generation import GenerationConfig
+    from motiontune.training.customize import training_config_for
+    from motiontune.training.loop import TrainingConfig
+    from motiontune.generation.generate import GenerationConfig
     from motiontune.tracking.registry import generate_with_registered_motion
 
     with pytest.raises(ValueError) as error:

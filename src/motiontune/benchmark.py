@@ -21,9 +21,9 @@ from motiontune.executors import Executor, Job, LocalExecutor, job_work_dir
 from motiontune.metrics.configured import MetricModels
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.trackers import Tracker
-from motiontune.motion.customize import learn_motion, training_config_for
-from motiontune.motion.training import TrainingConfig
-from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
+from motiontune.training.customize import learn_motion, training_config_for
+from motiontune.training.loop import TrainingConfig
+from motiontune.generation.generate import GenerationConfig, generate_with_motion, video_id
 
 logger = logging.getLogger(__name__)
 

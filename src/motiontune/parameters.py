@@ -10,12 +10,12 @@ from motiontune.backbone.structure import BLOCK_PRESETS
 from motiontune.executors import executor_problems
 from motiontune.metrics.clip_scores import missing_local_model
 from motiontune.metrics.configured import evaluate_problems
-from motiontune.motion.embeddings import DEBIAS_MODES
-from motiontune.motion.methods import build_method, method_names, recommended_inference, recommended_training
-from motiontune.motion.customize import training_config_for
-from motiontune.sampling.generation import GenerationConfig
+from motiontune.methods.embeddings import DEBIAS_MODES
+from motiontune.methods.base import build_method, method_names, recommended_inference, recommended_training
+from motiontune.training.customize import training_config_for
+from motiontune.generation.generate import GenerationConfig
 from motiontune.sampling.noise import NOISE_INITS
-from motiontune.sampling.reference_inversion import INVERSION_MODELS, INVERSION_PROMPTS
+from motiontune.generation.reference_inversion import INVERSION_MODELS, INVERSION_PROMPTS
 from motiontune.tracking.registry import registry_generate_problems
 
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from motiontune.backbone.loading import load_backbone
 from motiontune.backbone.tiny import TinyBackboneSpec
-from motiontune.backbone.world_training import (
+from motiontune.world_models.backbone_training import (
     DiffusionStage,
     VaeStage,
     WorldBackboneConfig,
@@ -58,7 +58,7 @@ def test_trained_folder_loads_like_zeroscope_and_tokenizes_every_world_word(trai
 def test_scaling_factor_gives_unit_variance_latents(trained, specs):
     out, _ = trained
     backbone = load_backbone(out, device="cpu")
-    from motiontune.backbone.world_training import encode_clips
+    from motiontune.world_models.backbone_training import encode_clips
 
     clips = torch.stack([torch.from_numpy(s.frames) for s in sample_world(specs[0], SMALL.clips, split="train", seed=SMALL.seed)])
     latents = encode_clips(backbone.vae, clips.numpy()) * backbone.vae.config.scaling_factor

@@ -223,7 +223,7 @@ def run_evaluate_pipeline(work: Path, cases: dict[str, tuple[np.ndarray, list[tu
     from motiontune.io.clip import VideoClip
     from motiontune.parameters import parameter_problems
     from motiontune.pipelines.evaluate.pipeline import create_pipeline
-    from motiontune.sampling.generation import video_id
+    from motiontune.generation.generate import video_id
 
     loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
     pipeline = create_pipeline()

@@ -22,7 +22,7 @@ def random_reference(seed: int, frames: int = FRAMES, pixels: int = PIXELS) -> d
 
 def quick_config(**overrides):
     """A short, silent training loop (2 steps, lr 1e-3, no checkpoints) with ``overrides``."""
-    from motiontune.motion.training import TrainingConfig
+    from motiontune.training.loop import TrainingConfig
 
     return TrainingConfig(**{"steps": 2, "learning_rate": 1e-3, "checkpoint_every": 0, "progress_bar": False, **overrides})
 

@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
-from motiontune.motion.artifact import ArtifactError, MotionArtifact, load_motion_artifact, save_motion_artifact
-from motiontune.motion.customize import applied_motion, learn_motion
-from motiontune.motion.training import TrainingConfig
+from motiontune.methods.artifact import ArtifactError, MotionArtifact, load_motion_artifact, save_motion_artifact
+from motiontune.training.customize import applied_motion, learn_motion
+from motiontune.training.loop import TrainingConfig
 
 from motion_helpers import random_reference
 

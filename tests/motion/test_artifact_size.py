@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from motiontune.motion.artifact_size import (
+from motiontune.methods.artifact_size import (
     ZEROSCOPE,
     Architecture,
     artifact_nbytes,

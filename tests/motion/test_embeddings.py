@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from motiontune.backbone.structure import select_temporal_blocks
-from motiontune.motion.attention import MotionShapeError, broadcast_over_batch
-from motiontune.motion.embeddings import (
+from motiontune.methods.attention import MotionShapeError, broadcast_over_batch
+from motiontune.methods.embeddings import (
     EmbeddingLayout,
     MotionEmbeddings,
     debias_value,
@@ -106,7 +106,7 @@ def test_wrong_frame_count_is_a_clear_error(tiny_backbone):
 
 
 def test_each_temporal_attention_gets_its_own_value_embedding_and_shared_stays_an_option(tiny_backbone):
-    from motiontune.motion.embeddings import split_by_block
+    from motiontune.methods.embeddings import split_by_block
 
     blocks = select_temporal_blocks(tiny_backbone.unet, "deep")
     path = blocks[0].path

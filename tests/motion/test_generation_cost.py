@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from motiontune.motion.lora import LoraAdapter, attached_from_timestep
-from motiontune.motion.methods import build_method, method_class
+from motiontune.methods.lora import LoraAdapter, attached_from_timestep
+from motiontune.methods.base import build_method, method_class
 
 from motion_helpers import FRAMES, PIXELS, random_reference
 

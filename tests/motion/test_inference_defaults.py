@@ -7,13 +7,13 @@ import pytest
 import torch
 import yaml
 
-from motiontune.motion.artifact import MotionArtifact
-from motiontune.motion.customize import learn_motion
-from motiontune.motion.methods import build_method, method_class, method_names, recommended_inference
-from motiontune.motion.training import TrainingConfig
+from motiontune.methods.artifact import MotionArtifact
+from motiontune.training.customize import learn_motion
+from motiontune.methods.base import build_method, method_class, method_names, recommended_inference
+from motiontune.training.loop import TrainingConfig
 from motiontune.parameters import parameter_problems
 from motiontune.sampling import generation
-from motiontune.sampling.generation import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS, GenerationConfig, generate_with_motion, resolved_options
+from motiontune.generation.generate import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS, GenerationConfig, generate_with_motion, resolved_options
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES, PIXELS = 4, 32

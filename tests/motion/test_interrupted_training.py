@@ -20,8 +20,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from motiontune.motion.artifact import load_motion_artifact
-from motiontune.motion.training import CHECKPOINT_FILE
+from motiontune.methods.artifact import load_motion_artifact
+from motiontune.training.loop import CHECKPOINT_FILE
 
 STEPS, CHECKPOINT_EVERY = 12, 2
 
@@ -31,7 +31,7 @@ import json, sys
 from pathlib import Path
 import pandas as pd, torch
 from safetensors.torch import load_file
-from motiontune.motion.artifact import save_motion_artifact
+from motiontune.methods.artifact import save_motion_artifact
 from motiontune.pipelines.train.nodes import train_motions
 
 torch.set_num_threads(1)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from motiontune.motion.methods import TrainingBatch, build_method
-from motiontune.motion.training import train_motion, training_target
+from motiontune.methods.base import TrainingBatch, build_method
+from motiontune.training.loop import train_motion, training_target
 
 from motion_helpers import FRAMES, PIXELS, quick_config, random_reference
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from motiontune.motion.losses import (
+from motiontune.methods.losses import (
     LOSSES,
     appearance_debiased_mse,
     ddpm_loss,

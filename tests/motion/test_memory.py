@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from motiontune.motion.attention import MotionEmbeddingAttnProcessor, broadcast_over_batch
-from motiontune.motion.memory import CheckpointedBlock, frozen_parameters_with_grad, gradient_checkpointing
-from motiontune.motion.methods import MotionEmbeddingsMethod, TrainingBatch
-from motiontune.motion.training import TrainingConfig, _run_fingerprint, train_motion
+from motiontune.methods.attention import MotionEmbeddingAttnProcessor, broadcast_over_batch
+from motiontune.training.memory import CheckpointedBlock, frozen_parameters_with_grad, gradient_checkpointing
+from motiontune.methods.base import MotionEmbeddingsMethod, TrainingBatch
+from motiontune.training.loop import TrainingConfig, _run_fingerprint, train_motion
 
 
 # Small videos keep these tests fast: 4 frames of 32x32 pixels = 8x8 latents on the tiny backbone.
@@ -370,7 +370,7 @@ def test_the_processor_is_bitwise_identical_to_before(tiny_backbone, dtype, valu
 
 
 def test_a_whole_unet_pass_with_motion_applied_is_bitwise_identical_to_before(tiny_backbone, inputs):
-    from motiontune.motion.embeddings import TEMPORAL_ATTENTIONS
+    from motiontune.methods.embeddings import TEMPORAL_ATTENTIONS
 
     method = embeddings_method(tiny_backbone)
     modules = dict(tiny_backbone.unet.named_modules())

@@ -4,12 +4,12 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from motiontune.motion.artifact import load_motion_artifact, save_motion_artifact
-from motiontune.motion.customize import applied_motion, learn_motion
-from motiontune.motion.losses import debiased_temporal_loss
-from motiontune.motion.methods import TrainingBatch, build_method, recommended_training
-from motiontune.motion.motion_director import MotionDirectorMethod
-from motiontune.motion.training import TrainingConfig, train_motion
+from motiontune.methods.artifact import load_motion_artifact, save_motion_artifact
+from motiontune.training.customize import applied_motion, learn_motion
+from motiontune.methods.losses import debiased_temporal_loss
+from motiontune.methods.base import TrainingBatch, build_method, recommended_training
+from motiontune.methods.motion_director import MotionDirectorMethod
+from motiontune.training.loop import TrainingConfig, train_motion
 
 from motion_helpers import FRAMES, PIXELS, quick_config as quick, random_reference, unet_output
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from motiontune.motion.losses import get_loss
-from motiontune.motion.methods import MotionEmbeddingsMethod, build_method, recommended_training
-from motiontune.motion.training import TrainingConfig, train_motion
+from motiontune.methods.losses import get_loss
+from motiontune.methods.base import MotionEmbeddingsMethod, build_method, recommended_training
+from motiontune.training.loop import TrainingConfig, train_motion
 
 from motion_helpers import FRAMES, PIXELS, random_reference
 
@@ -120,8 +120,8 @@ def test_every_method_block_in_conf_equals_the_constructor_defaults(project_root
 
 
 def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_backbone, reference, tmp_path):
-    from motiontune.motion.artifact import MotionArtifact, load_motion_artifact, save_motion_artifact
-    from motiontune.motion.customize import applied_motion, learn_motion
+    from motiontune.methods.artifact import MotionArtifact, load_motion_artifact, save_motion_artifact
+    from motiontune.training.customize import applied_motion, learn_motion
 
     unet = tiny_backbone.unet
 

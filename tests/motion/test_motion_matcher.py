@@ -5,18 +5,18 @@ import torch
 from diffusers import DDPMScheduler
 from peft import get_peft_model_state_dict
 
-from motiontune.motion.artifact import load_motion_artifact, save_motion_artifact
-from motiontune.motion.attention_maps import (
+from motiontune.methods.artifact import load_motion_artifact, save_motion_artifact
+from motiontune.methods.attention_maps import (
     AttentionMapProcessor,
     attention_maps_recorded,
     attention_layers,
     motion_attention_features,
     select_feature_layers,
 )
-from motiontune.motion.customize import applied_motion, learn_motion
-from motiontune.motion.methods import TrainingBatch, build_method, recommended_training
-from motiontune.motion.motion_matcher import MotionMatcherMethod, ddim_step
-from motiontune.motion.training import TrainingConfig, train_motion
+from motiontune.training.customize import applied_motion, learn_motion
+from motiontune.methods.base import TrainingBatch, build_method, recommended_training
+from motiontune.methods.motion_matcher import MotionMatcherMethod, ddim_step
+from motiontune.training.loop import TrainingConfig, train_motion
 
 from motion_helpers import FRAMES, PIXELS, quick_config as quick, random_reference, unet_output
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from motiontune.motion.attention_maps import motion_attention_features
-from motiontune.motion.methods import TrainingBatch
-from motiontune.motion.motion_matcher import MotionMatcherMethod, ddim_step
+from motiontune.methods.attention_maps import motion_attention_features
+from motiontune.methods.base import TrainingBatch
+from motiontune.methods.motion_matcher import MotionMatcherMethod, ddim_step
 
 from motion_helpers import FRAMES, PIXELS, random_reference
 

@@ -13,14 +13,14 @@ import pytest
 import torch
 from diffusers import DDIMInverseScheduler
 
-from motiontune.features import INVERSION_STEPS, INVERTED_LATENTS, LATENTS, PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS, encode_reference
-from motiontune.motion import customize
-from motiontune.motion.artifact import MotionArtifact
-from motiontune.motion.customize import applied_motion, learn_motion, training_config_for
-from motiontune.motion.embeddings import debias_value, split_by_block
-from motiontune.references import training_prompt
+from motiontune.sampling.features import INVERSION_STEPS, INVERTED_LATENTS, LATENTS, PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS, encode_reference
+from motiontune.training import customize
+from motiontune.methods.artifact import MotionArtifact
+from motiontune.training.customize import applied_motion, learn_motion, training_config_for
+from motiontune.methods.embeddings import debias_value, split_by_block
+from motiontune.io.references import training_prompt
 from motiontune.sampling import generation
-from motiontune.sampling.generation import GenerationConfig, generate_with_motion, resolved_options
+from motiontune.generation.generate import GenerationConfig, generate_with_motion, resolved_options
 from motiontune.sampling.latents import encode_prompts
 
 from motion_helpers import FRAMES, PIXELS, quick_config, random_reference

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from motiontune.motion.artifact import ArtifactError, load_motion_artifact, save_motion_artifact
-from motiontune.motion.customize import check_artifact_fits, learn_motion
-from motiontune.motion.methods import MotionEmbeddingsMethod, build_method
-from motiontune.motion.training import TrainingConfig, TrainingDivergedError, train_motion
+from motiontune.methods.artifact import ArtifactError, load_motion_artifact, save_motion_artifact
+from motiontune.training.customize import check_artifact_fits, learn_motion
+from motiontune.methods.base import MotionEmbeddingsMethod, build_method
+from motiontune.training.loop import TrainingConfig, TrainingDivergedError, train_motion
 from motiontune.backbone.loading import BackboneError
 
 
@@ -120,7 +120,7 @@ def test_same_seed_same_artifact_other_seed_other_artifact(tiny_backbone, refere
 def test_nan_mid_run_stops_naming_the_step_and_cause_and_keeps_the_last_good_checkpoint(tiny_backbone, reference, tmp_path):
     from safetensors import safe_open
 
-    from motiontune.motion.training import CHECKPOINT_FILE
+    from motiontune.training.loop import CHECKPOINT_FILE
 
     method = MotionEmbeddingsMethod(blocks="deep")
     method.prepare(tiny_backbone, 8, 64, 64)

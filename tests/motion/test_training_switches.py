@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
-from motiontune.motion.artifact import MANIFEST_FILE, load_motion_artifact, save_motion_artifact
-from motiontune.motion.customize import learn_motion
-from motiontune.motion.training import (
+from motiontune.methods.artifact import MANIFEST_FILE, load_motion_artifact, save_motion_artifact
+from motiontune.training.customize import learn_motion
+from motiontune.training.loop import (
     GRAD_SCALER_SCALE,
     TrainingConfig,
     TrainingResult,
@@ -110,7 +110,7 @@ def test_grad_scaler_helpers_without_a_scaler_or_without_saved_state(tmp_path, c
 
     assert not any(key.startswith("grad_scaler") for key in load_file(str(path)))
     fresh = torch.amp.GradScaler("cpu", init_scale=8.0)
-    with caplog.at_level(logging.WARNING, logger="motiontune.motion.training"):
+    with caplog.at_level(logging.WARNING, logger="motiontune.training.loop"):
         assert _load_checkpoint(path, "run", [parameter], optimizer, torch.Generator(), TrainingResult(), fresh) == 1
     assert "holds no GradScaler state" in caplog.text
     assert fresh.get_scale() == 8.0

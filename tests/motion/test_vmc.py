@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from motiontune.motion.artifact import load_motion_artifact, save_motion_artifact
-from motiontune.motion.customize import applied_motion, learn_motion
-from motiontune.motion.losses import vmc_loss
-from motiontune.motion.methods import build_method, recommended_training
-from motiontune.motion.training import train_motion
-from motiontune.motion.vmc import VMCMethod
+from motiontune.methods.artifact import load_motion_artifact, save_motion_artifact
+from motiontune.training.customize import applied_motion, learn_motion
+from motiontune.methods.losses import vmc_loss
+from motiontune.methods.base import build_method, recommended_training
+from motiontune.training.loop import train_motion
+from motiontune.methods.vmc import VMCMethod
 
 from motion_helpers import FRAMES, PIXELS, quick_config as quick, random_reference, unet_output
 

@@ -188,7 +188,7 @@ def test_registered_motion_generates_videos_and_refuses_a_foreign_backbone(store
         generate_from_registry(backbone_params, VIDEO, {**generate, "motion": "models:/motion-nope@champion"})
 
     # a motion registered without the reference inversion falls back to random noise, saying so
-    from motiontune.motion.artifact import load_motion_artifact
+    from motiontune.methods.artifact import load_motion_artifact
     from motiontune.tracking.registry import register_motion
 
     artifact = load_motion_artifact(Path(mlflow.artifacts.download_artifacts("models:/motion-ball_right/1")) / "artifacts/motion")
@@ -274,8 +274,8 @@ def lora_motion(store, reference, backbone_params, tmp_path_factory):
     ``motion-lora_ball_right`` (its own name: the other tests' ``motion-ball_right`` versions stay as they are)."""
     import mlflow
 
-    from motiontune.motion.customize import learn_motion
-    from motiontune.motion.training import TrainingConfig
+    from motiontune.training.customize import learn_motion
+    from motiontune.training.loop import TrainingConfig
     from motiontune.tracking.registry import cached_backbone, register_motion
 
     features, metadata = reference
@@ -293,7 +293,7 @@ def test_lora_scale_reaches_a_generation_from_the_registry(lora_motion, backbone
     """generate.lora_scale was dropped on the way to the registered model (issue 15, item 9): at lora_scale 0
     the registered LoRA motion must give exactly the backbone's own video."""
     from motiontune.pipelines.generate.nodes import generate_from_registry
-    from motiontune.sampling.generation import GenerationConfig, generate_without_motion
+    from motiontune.generation.generate import GenerationConfig, generate_without_motion
     from motiontune.tracking.registry import cached_backbone
 
     prompt = "a blue car on a snowy road"
@@ -320,7 +320,7 @@ def sample_generation_options() -> dict:
     import types
     import typing
 
-    from motiontune.sampling.generation import GenerationConfig
+    from motiontune.generation.generate import GenerationConfig
 
     samples = {bool: False, int: 3, float: 0.25, str: "x"}
     hints = typing.get_type_hints(GenerationConfig)
@@ -338,7 +338,7 @@ def test_every_generation_option_is_accepted_by_the_parameter_check_the_registry
     GenerationConfig field (issue 15, item 9: the option list was written out five times, three lacked lora_scale)."""
     import mlflow
 
-    import motiontune.sampling.generation as generation
+    import motiontune.generation.generate as generation
     from motiontune.parameters import parameter_problems
     from motiontune.tracking.registry import generate_with_registered_motion
 

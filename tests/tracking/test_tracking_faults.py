@@ -78,7 +78,7 @@ class DatabaseLock:
 
 
 def fake_artifact(name: str):
-    from motiontune.motion.artifact import MotionArtifact
+    from motiontune.methods.artifact import MotionArtifact
 
     manifest = {
         "method": "motion_embeddings", "method_version": 1, "backbone": {"id_or_path": "tiny", "revision": None, "unet_config_sha256": "0" * 64},

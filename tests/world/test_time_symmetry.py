@@ -7,10 +7,10 @@ import torch
 import yaml
 
 from motiontune.backbone.loading import load_backbone
-from motiontune.motion.customize import applied_motion, learn_motion
-from motiontune.motion.training import TrainingConfig
+from motiontune.training.customize import applied_motion, learn_motion
+from motiontune.training.loop import TrainingConfig
 from motiontune.world.spec import WorldSpec
-from motiontune.world.time_symmetry import CONDITIONS, TimeSymmetryConfig, reversal_error, time_symmetry_report
+from motiontune.world_models.time_symmetry import CONDITIONS, TimeSymmetryConfig, reversal_error, time_symmetry_report
 
 
 def _random_inputs(unet, count: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ import pytest
 from motiontune.metrics.clip_scores import ClipScorer
 from motiontune.metrics.trackers import build_tracker
 from motiontune.world import AnalyserConfig, Intent, ScoringConfig, WorldSpec, render_sample
-from motiontune.world.benchmark import (
+from motiontune.world_models.benchmark import (
     CaseSpec,
     WorldBenchmarkConfig,
     benchmark_cases,
@@ -17,7 +17,7 @@ from motiontune.world.benchmark import (
     world_summary,
     world_summary_markdown,
 )
-from motiontune.world.competence import competence_prompts
+from motiontune.world_models.competence import competence_prompts
 from motiontune.world.vocabulary import noun_phrase
 
 CONFIG = WorldBenchmarkConfig(
@@ -128,7 +128,7 @@ def test_a_benchmark_that_died_resumes_with_the_runs_it_had_finished(spec, tiny_
 
     from motiontune import benchmark as method_jobs  # a method run's job: train_and_generate
     from motiontune.benchmark import BenchmarkMethod
-    from motiontune.sampling.generation import GenerationConfig
+    from motiontune.generation.generate import GenerationConfig
     from motiontune.world import benchmark
 
     config = replaced(CONFIG, cases=CONFIG.cases[:1], targets_per_case=1)

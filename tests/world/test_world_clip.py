@@ -15,7 +15,7 @@ import yaml
 
 from motiontune.metrics.clip_scores import ClipScorer
 from motiontune.world import WorldSpec, render_sample
-from motiontune.world.clip_training import (
+from motiontune.world_models.clip_training import (
     WorldClipConfig,
     contrastive_loss,
     train_world_clip,

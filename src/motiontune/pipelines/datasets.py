@@ -14,7 +14,7 @@ from motiontune.io.clip import VideoClip
 from motiontune.io.video import read_video, write_video
 from motiontune.metrics.previews import save_png
 from motiontune.io.atomic import write_atomically
-from motiontune.motion.artifact import MotionArtifact, load_motion_artifact, save_motion_artifact
+from motiontune.methods.artifact import MotionArtifact, load_motion_artifact, save_motion_artifact
 
 
 class VideoDataset(AbstractDataset[VideoClip, VideoClip]):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from motiontune.io.clip import VideoClip
-from motiontune.motion.artifact import MotionArtifact, save_motion_artifact
+from motiontune.methods.artifact import MotionArtifact, save_motion_artifact
 from motiontune.tracking import health
 
 logger = logging.getLogger(__name__)

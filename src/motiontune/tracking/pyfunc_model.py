@@ -17,7 +17,7 @@ sha256); the model config adds the absolute path of a local backbone folder as a
 ``predict(model_input, params)``:
 
 - ``model_input``: prompts, as a list of str, one str, or a DataFrame with a ``prompt`` column;
-- ``params`` (all optional): every field of ``motiontune.sampling.generation.GenerationConfig`` with its
+- ``params`` (all optional): every field of ``motiontune.generation.generate.GenerationConfig`` with its
   default (``seed`` 0, ``negative_prompt``, ``lowfreq_factor`` 4, ...; those defaulting to null, such as
   ``steps`` / ``guidance_scale`` / ``noise_init`` / ``debias`` / ``value_scale`` / ``blend_strength`` /
   ``lora_scale``, take the motion's inference defaults; 50 steps and guidance 10 for a motion that records none),
@@ -79,7 +79,7 @@ class MotionModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from safetensors.torch import load_file
 
-        from motiontune.motion.artifact import load_motion_artifact
+        from motiontune.methods.artifact import load_motion_artifact
 
         self.artifact = load_motion_artifact(Path(context.artifacts[MOTION_ARTIFACT]))
         inversion = context.artifacts.get(INVERSION_ARTIFACT)
@@ -101,9 +101,9 @@ class MotionModel(PythonModel):
 
     def predict(self, context, model_input, params=None):
         from motiontune.io.video import write_video
-        from motiontune.motion.customize import check_artifact_fits
-        from motiontune.sampling.generation import GENERATION_OPTIONS, GenerationConfig, generate_with_motion, video_id
-        from motiontune.sampling.reference_inversion import NEEDS_INVERSION
+        from motiontune.training.customize import check_artifact_fits
+        from motiontune.generation.generate import GENERATION_OPTIONS, GenerationConfig, generate_with_motion, video_id
+        from motiontune.generation.reference_inversion import NEEDS_INVERSION
         from motiontune.tracking.registry import PREDICT_DEFAULTS
 
         prompts = prompts_from_input(model_input)

@@ -78,7 +78,7 @@ def generation_param_specs() -> list[tuple[str, str, Any]]:
     import types
     import typing
 
-    from motiontune.sampling.generation import GenerationConfig
+    from motiontune.generation.generate import GenerationConfig
 
     hints = typing.get_type_hints(GenerationConfig)
     specs = []
@@ -128,7 +128,7 @@ def register_motion(
     reference: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Log ``artifact`` (a :class:`~motiontune.motion.artifact.MotionArtifact`) in the active MLflow run as a
+    """Log ``artifact`` (a :class:`~motiontune.methods.artifact.MotionArtifact`) in the active MLflow run as a
     pyfunc model from code and register it as ``motion-<name>``; returns the new ``ModelVersion``.
 
     ``reference``: the reference's encoded features; its ``latents``, base-model DDIM inversion
@@ -140,8 +140,8 @@ def register_motion(
     import mlflow
     from safetensors.torch import save_file
 
-    from motiontune.features import INVERSION_STEPS, INVERTED_LATENTS, LATENTS
-    from motiontune.motion.artifact import save_motion_artifact
+    from motiontune.sampling.features import INVERSION_STEPS, INVERTED_LATENTS, LATENTS
+    from motiontune.methods.artifact import save_motion_artifact
 
     stored = {key: reference[key].detach().cpu().contiguous() for key in (LATENTS, INVERTED_LATENTS, INVERSION_STEPS)
               if reference is not None and key in reference}
@@ -309,7 +309,7 @@ def generate_with_registered_motion(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from motiontune.sampling.generation import GENERATION_OPTIONS, GenerationConfig
+    from motiontune.generation.generate import GENERATION_OPTIONS, GenerationConfig
 
     GenerationConfig.from_params(options)  # unknown or invalid settings fail here, before the model loads
     try:

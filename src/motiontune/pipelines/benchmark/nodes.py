@@ -10,14 +10,14 @@ import pandas as pd
 
 from motiontune.benchmark import BenchmarkReference, methods_from_params, metric_bar_plots, run_benchmark, summary_markdown, summary_table
 from motiontune.executors import build_executor
-from motiontune.features import encode_reference
+from motiontune.sampling.features import encode_reference
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import load_manifest
 from motiontune.io.validation import VideoRules
 from motiontune.metrics.configured import metric_models, motion_tracker
 from motiontune.pipelines.backbones import backbone_from_params
-from motiontune.references import prepare_references, target_prompts, training_prompts
-from motiontune.sampling.generation import GenerationConfig
+from motiontune.io.references import prepare_references, target_prompts, training_prompts
+from motiontune.generation.generate import GenerationConfig
 from motiontune.tracking.mlflow_logging import log_benchmark
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from motiontune.features import encode_reference
+from motiontune.sampling.features import encode_reference
 from motiontune.io.clip import VideoClip
 from motiontune.pipelines.backbones import backbone_from_params
-from motiontune.references import target_prompts, training_prompts
+from motiontune.io.references import target_prompts, training_prompts
 from motiontune.sampling.latents import check_prompts
 
 

@@ -13,8 +13,8 @@ from motiontune.metrics.configured import MotionFidelitySettings, metric_models,
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.previews import contact_sheet, side_by_side
 from motiontune.metrics.report import markdown_table, metrics_table
-from motiontune.references import target_prompts
-from motiontune.sampling.generation import video_id
+from motiontune.io.references import target_prompts
+from motiontune.generation.generate import video_id
 from motiontune.tracking.mlflow_logging import log_evaluation, log_videos
 
 

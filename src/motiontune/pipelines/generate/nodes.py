@@ -11,10 +11,10 @@ import torch
 
 from motiontune.executors import Job, build_executor
 from motiontune.io.clip import VideoClip
-from motiontune.motion.artifact import MotionArtifact
+from motiontune.methods.artifact import MotionArtifact
 from motiontune.pipelines.backbones import backbone_from_params
-from motiontune.references import target_prompts
-from motiontune.sampling.generation import GenerationConfig, generate_with_motion, video_id
+from motiontune.io.references import target_prompts
+from motiontune.generation.generate import GenerationConfig, generate_with_motion, video_id
 from motiontune.tracking.mlflow_logging import log_videos
 from motiontune.tracking.registry import generate_with_registered_motion, registry_generate_problems, registry_prompts
 

@@ -9,7 +9,7 @@ import pandas as pd
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import load_manifest
 from motiontune.io.validation import VideoRules
-from motiontune.references import prepare_references
+from motiontune.io.references import prepare_references
 
 
 def ingest_references(manifest: dict[str, Any], video: dict[str, Any], ingest: dict[str, Any]) -> tuple[dict[str, VideoClip], pd.DataFrame]:

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from motiontune.motion.artifact import MotionArtifact
+from motiontune.methods.artifact import MotionArtifact
 from motiontune.executors import Job, build_executor
-from motiontune.motion.customize import learn_motion, training_config_for
+from motiontune.training.customize import learn_motion, training_config_for
 from motiontune.pipelines.backbones import backbone_from_params
 from motiontune.tracking.mlflow_logging import log_training
 from motiontune.tracking.registry import register_trained_motion

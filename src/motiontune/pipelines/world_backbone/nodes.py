@@ -11,13 +11,13 @@ import pandas as pd
 
 from motiontune.backbone.loading import load_backbone
 from motiontune.backbone.tiny import TinyBackboneSpec
-from motiontune.backbone.world_training import WorldBackboneConfig, train_world_backbone
+from motiontune.world_models.backbone_training import WorldBackboneConfig, train_world_backbone
 from motiontune.io.clip import VideoClip
-from motiontune.sampling.generation import GenerationConfig
+from motiontune.generation.generate import GenerationConfig
 from motiontune.world.analyser import AnalyserConfig
-from motiontune.world.competence import base_competence, competence_prompts, competence_summary
+from motiontune.world_models.competence import base_competence, competence_prompts, competence_summary
 from motiontune.world.spec import WorldSpec
-from motiontune.world.time_symmetry import TimeSymmetryConfig, time_symmetry_report
+from motiontune.world_models.time_symmetry import TimeSymmetryConfig, time_symmetry_report
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def measure_competence(
     world: dict[str, Any], world_backbone: dict[str, Any], fps: float,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, VideoClip]]:
     """Colour, shape and direction accuracy of the backbone's own videos (read by the analyser, no ground truth),
-    and its time-symmetry measurements (``motiontune.world.time_symmetry``)."""
+    and its time-symmetry measurements (``motiontune.world_models.time_symmetry``)."""
     competence = world_backbone["competence"]
     spec = WorldSpec.from_params(world)
     backbone = load_backbone(str(world_backbone["output_dir"]), device=str(competence.get("device", "cpu")))

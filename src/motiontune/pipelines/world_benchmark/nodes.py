@@ -13,10 +13,10 @@ from motiontune.io.clip import VideoClip
 from motiontune.executors import build_executor
 from motiontune.metrics.configured import clip_scorer, motion_tracker
 from motiontune.pipelines.backbones import backbone_from_params
-from motiontune.sampling.generation import GenerationConfig
+from motiontune.generation.generate import GenerationConfig
 from motiontune.tracking.mlflow_logging import log_benchmark
 from motiontune.world.analyser import AnalyserConfig
-from motiontune.world.benchmark import (
+from motiontune.world_models.benchmark import (
     Control,
     WorldBenchmarkConfig,
     benchmark_cases,

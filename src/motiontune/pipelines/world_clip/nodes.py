@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from motiontune.world.clip_training import WorldClipConfig, train_world_clip
+from motiontune.world_models.clip_training import WorldClipConfig, train_world_clip
 from motiontune.world.spec import WorldSpec
 
 

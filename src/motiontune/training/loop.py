@@ -1,7 +1,7 @@
 """The training loop shared by all methods: noise, timestep, forward, method loss, AdamW on the
 method's trainable tensors only, with a progress bar and atomic periodic checkpoints that resume.
 
-Memory and speed switches (:mod:`motiontune.motion.memory`), each off by default: gradient checkpointing
+Memory and speed switches (:mod:`motiontune.training.memory`), each off by default: gradient checkpointing
 of the UNet's blocks, mixed precision (bf16 autocast; fp16 autocast with a GradScaler on CUDA) with float32
 master weights, and ``torch.compile`` of the UNet. They apply for the duration of training only: the UNet
 is exactly restored afterwards, so generation and artifacts are unaffected."""
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone
 from motiontune.io.atomic import write_atomically
-from motiontune.motion.memory import (
+from motiontune.training.memory import (
     MIXED_PRECISION,
     autocast,
     check_master_weights,
@@ -35,7 +35,7 @@ from motiontune.motion.memory import (
     gradient_checkpointing,
     is_compile_error,
 )
-from motiontune.motion.methods import MotionMethod, TrainingBatch
+from motiontune.methods.base import MotionMethod, TrainingBatch
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class TrainingConfig:
         the ``train.<method>`` blocks (checked by the methods), are not its business; any other key is an error
         naming the closest known one."""
         from motiontune.known_keys import check_known_keys
-        from motiontune.motion.methods import method_names
+        from motiontune.methods.base import method_names
 
         check_known_keys("train", train, (*cls.__dataclass_fields__, "method", "checkpoint_root", "executor", *method_names()))
         values = {key: train[key] for key in cls.__dataclass_fields__ if key in train}

@@ -11,12 +11,12 @@ import torch
 
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.known_keys import check_known_keys
-from motiontune.motion.artifact import MotionArtifact
-from motiontune.motion.customize import applied_motion, check_artifact_fits
+from motiontune.methods.artifact import MotionArtifact
+from motiontune.training.customize import applied_motion, check_artifact_fits
 from motiontune.sampling.ddim import ddim_sample, guided_noise_prediction
 from motiontune.sampling.latents import decode_latents, encode_prompts
 from motiontune.sampling.noise import initial_noise
-from motiontune.sampling.reference_inversion import reference_inversion
+from motiontune.generation.reference_inversion import reference_inversion
 
 
 # Sampling settings of an artifact whose inference defaults lack them (older artifacts): seed 004 A.3.
@@ -45,7 +45,7 @@ class GenerationConfig:
     blend_strength: float | None = None
     lora_scale: float | None = None
     # Which DDIM inversion of the reference the inversion / blend / lowfreq inits start from
-    # (motiontune.sampling.reference_inversion): base | customised, empty | train, steps (None = sampling steps).
+    # (motiontune.generation.reference_inversion): base | customised, empty | train, steps (None = sampling steps).
     inversion_model: str | None = None
     inversion_prompt: str | None = None
     inversion_steps: int | None = None
@@ -97,7 +97,7 @@ def generate_with_motion(
     ``reference``: the reference's encoded features (``latents`` (1, C, F, h, w), and the cached base-model
     inversion ``inverted_latents`` with its ``inversion_steps``), needed by the ``inversion``, ``blend`` and
     ``lowfreq`` noise inits. The inversion they start from follows the options ``inversion_model``,
-    ``inversion_prompt`` and ``inversion_steps`` (:mod:`motiontune.sampling.reference_inversion`); one computed
+    ``inversion_prompt`` and ``inversion_steps`` (:mod:`motiontune.generation.reference_inversion`); one computed
     here is kept on the artifact for its next prompts and calls.
     """
     backbone = backbone_in_process(backbone)  # an executor job may get its source

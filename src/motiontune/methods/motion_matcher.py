@@ -20,14 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from motiontune.backbone.loading import Backbone
-from motiontune.motion.attention_maps import (
+from motiontune.methods.attention_maps import (
     AttentionLayer,
     MotionAttentionFeatures,
     motion_attention_features,
     select_feature_layers,
 )
-from motiontune.motion.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
-from motiontune.motion.methods import MotionMethod, TrainingBatch, register_method
+from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
+from motiontune.methods.base import MotionMethod, TrainingBatch, register_method
 
 ADAPTER_NAME = "motionmatcher"
 

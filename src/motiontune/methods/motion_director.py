@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from motiontune.backbone.loading import Backbone
-from motiontune.motion.losses import DEBIAS_ALPHA, DEBIAS_BETA, ddpm_loss, debiased_temporal_loss
-from motiontune.motion.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
-from motiontune.motion.methods import MotionMethod, TrainingBatch, register_method
+from motiontune.methods.losses import DEBIAS_ALPHA, DEBIAS_BETA, ddpm_loss, debiased_temporal_loss
+from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
+from motiontune.methods.base import MotionMethod, TrainingBatch, register_method
 
 SPATIAL_ADAPTER = "motiondirector_spatial"
 TEMPORAL_ADAPTER = "motiondirector_temporal"

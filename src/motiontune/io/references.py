@@ -12,7 +12,7 @@ from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import ManifestEntry
 from motiontune.io.validation import VideoRules, VideoValidationError, problems_by_video, video_table
 from motiontune.io.video import read_video, resample_frames, resize_center_crop
-from motiontune.prompts import simplify_prompt
+from motiontune.io.prompts import simplify_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def training_prompt(row: Mapping[str, Any], simplified: bool) -> str:
 
 
 def training_prompts(row: Mapping[str, Any]) -> tuple[str, str]:
-    """(caption prompt, simplified prompt) of a metadata row, as :func:`motiontune.features.encode_reference` takes them."""
+    """(caption prompt, simplified prompt) of a metadata row, as :func:`motiontune.sampling.features.encode_reference` takes them."""
     return training_prompt(row, False), training_prompt(row, True)
 
 

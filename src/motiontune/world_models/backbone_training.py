@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 from motiontune.io.atomic import replace_folder, write_atomically
-from motiontune.schedules import warmup_cosine_share
+from motiontune.training.schedules import warmup_cosine_share
 from motiontune.world.captions import appearance_caption, world_vocabulary
 from motiontune.world.generator import sample_world
 from motiontune.world.spec import WorldSpec, settings_from_params

@@ -46,15 +46,15 @@ from tqdm.auto import tqdm
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug, train_and_generate
 from motiontune.executors import Executor, Job, LocalExecutor, job_work_dir
-from motiontune.features import encode_reference
+from motiontune.sampling.features import encode_reference
 from motiontune.io.atomic import write_atomically
 from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
-from motiontune.motion.customize import training_config_for
-from motiontune.prompts import simplify_prompt
-from motiontune.references import training_prompts
-from motiontune.sampling.generation import GenerationConfig, generate_without_motion, video_id
+from motiontune.training.customize import training_config_for
+from motiontune.io.prompts import simplify_prompt
+from motiontune.io.references import training_prompts
+from motiontune.generation.generate import GenerationConfig, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.generator import WorldSample, render_sample
 from motiontune.world.scoring import Intent, Reference, ScoringConfig, score_video

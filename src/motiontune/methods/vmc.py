@@ -18,9 +18,9 @@ from torch import nn
 
 from motiontune.backbone.loading import Backbone
 from motiontune.backbone.structure import temporal_blocks
-from motiontune.motion.lora import ParameterSwap
-from motiontune.motion.losses import VMC_FORMS, get_loss
-from motiontune.motion.methods import NoisePredictionMethod, register_method
+from motiontune.methods.lora import ParameterSwap
+from motiontune.methods.losses import VMC_FORMS, get_loss
+from motiontune.methods.base import NoisePredictionMethod, register_method
 
 VMC_PROJECTIONS = ("to_q", "to_k", "to_v")
 # Both self-attentions of a temporal BasicTransformerBlock (double_self_attention=True) attend over frames.

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from motiontune.backbone.loading import Backbone
-from motiontune.sampling.generation import GenerationConfig, generate_without_motion, video_id
+from motiontune.generation.generate import GenerationConfig, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.generator import caption_for
 from motiontune.world.motions import MOTION_FAMILIES, matching_param_options

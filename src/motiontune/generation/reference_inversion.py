@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from motiontune.backbone.loading import Backbone
-from motiontune.features import INVERSION_PROMPT, INVERSION_STEPS, INVERTED_LATENTS, LATENTS, invert_reference
-from motiontune.motion.artifact import MotionArtifact
+from motiontune.sampling.features import INVERSION_PROMPT, INVERSION_STEPS, INVERTED_LATENTS, LATENTS, invert_reference
+from motiontune.methods.artifact import MotionArtifact
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """How many bytes a method's artifact stores on a backbone architecture, computed by the method's own code.
 
-The method is built from its options (``train.<method>``) and :meth:`~motiontune.motion.methods.MotionMethod.prepare`
+The method is built from its options (``train.<method>``) and :meth:`~motiontune.methods.base.MotionMethod.prepare`
 runs on a UNet built from the architecture's config on the ``meta`` device: nothing is allocated, loaded or
-downloaded, yet the tensors :meth:`~motiontune.motion.methods.MotionMethod.artifact_tensors` returns have their
+downloaded, yet the tensors :meth:`~motiontune.methods.base.MotionMethod.artifact_tensors` returns have their
 real shapes and dtypes. Their bytes are what ``motion.safetensors`` holds (its small JSON header aside).
 
 ZeroScope's architecture is written out below (``cerspense/zeroscope_v2_576w``: ``unet/config.json`` and the
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from motiontune.backbone.loading import Backbone
-from motiontune.motion.methods import build_method
+from motiontune.methods.base import build_method
 
 # cerspense/zeroscope_v2_576w unet/config.json (the architecture keys; the same UNet as ModelScope 1.7b).
 ZEROSCOPE_UNET_CONFIG: dict[str, Any] = {

@@ -21,7 +21,7 @@ from torch import nn
 from motiontune.backbone.loading import Backbone
 from motiontune.backbone.structure import select_temporal_blocks
 from motiontune.known_keys import check_known_keys
-from motiontune.motion.embeddings import (
+from motiontune.methods.embeddings import (
     DEBIAS_MODES,
     EmbeddingLayout,
     MotionEmbeddings,
@@ -29,7 +29,7 @@ from motiontune.motion.embeddings import (
     motion_embeddings_attached,
     split_by_block,
 )
-from motiontune.motion.losses import VMC_FORMS, get_loss
+from motiontune.methods.losses import VMC_FORMS, get_loss
 
 
 @dataclass
@@ -244,9 +244,9 @@ METHODS: dict[str, type[MotionMethod]] = {MotionEmbeddingsMethod.name: MotionEmb
 # The other methods live in their own modules, which import this one; they register themselves with
 # @register_method when imported, which the first lookup does.
 BUILTIN_METHOD_MODULES = (
-    "motiontune.motion.vmc",
-    "motiontune.motion.motion_matcher",
-    "motiontune.motion.motion_director",
+    "motiontune.methods.vmc",
+    "motiontune.methods.motion_matcher",
+    "motiontune.methods.motion_director",
 )
 
 # Loop settings a method may recommend (TrainingConfig fields that depend on the method).
@@ -302,7 +302,7 @@ def build_method(name: str, options: Mapping[str, Any] | None) -> MotionMethod:
 def recommended_training(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The loop settings recommended for a method: its ``training_defaults`` updated by ``train.<name>.training``.
 
-    Keys are :class:`~motiontune.motion.training.TrainingConfig` fields (``steps``, ``learning_rate``,
+    Keys are :class:`~motiontune.training.loop.TrainingConfig` fields (``steps``, ``learning_rate``,
     ``weight_decay``, ``max_grad_norm``, ...). The training loop does not read them by itself: the caller
     decides how they combine with the global ``train`` settings.
     """

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from motiontune.backbone.tokenizer import write_clip_tokenizer
 from motiontune.io.atomic import replace_folder
-from motiontune.schedules import warmup_cosine_share
+from motiontune.training.schedules import warmup_cosine_share
 from motiontune.world.captions import appearance_caption, world_vocabulary
 from motiontune.world.generator import sample_world
 from motiontune.world.spec import WorldSpec, settings_from_params

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from motiontune.backbone.structure import TemporalBlock
-from motiontune.motion.attention import MotionEmbeddingAttnProcessor
+from motiontune.methods.attention import MotionEmbeddingAttnProcessor
 
 EMBEDDING_LAYOUTS = ("1d", "2d")
 DEBIAS_MODES = ("frame_diff", "normalize", "vanilla")

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 
 from motiontune.backbone.loading import Backbone, BackboneError, BackboneSource, backbone_in_process
-from motiontune.features import LATENTS, PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS
-from motiontune.motion.artifact import ArtifactError, MotionArtifact
-from motiontune.motion.methods import build_method, method_class, recommended_inference, recommended_training
-from motiontune.motion.training import TrainingConfig, TrainingResult, train_motion
-from motiontune.references import training_prompt
+from motiontune.sampling.features import LATENTS, PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS
+from motiontune.methods.artifact import ArtifactError, MotionArtifact
+from motiontune.methods.base import build_method, method_class, recommended_inference, recommended_training
+from motiontune.training.loop import TrainingConfig, TrainingResult, train_motion
+from motiontune.io.references import training_prompt
 
 
 # Loop settings a method recommends (its paper / public code) unless the global train.<key> is set.
@@ -133,7 +133,7 @@ def check_artifact_tensors(artifact: MotionArtifact, backbone: Backbone) -> None
     The reference is the method itself, prepared on a meta-device twin of the UNet (no memory), so a partial,
     foreign or hand-edited artifact never reaches a UNet call where it would fail obscurely or apply silently.
     """
-    from motiontune.motion.artifact_size import meta_twin
+    from motiontune.methods.artifact_size import meta_twin
 
     label = f"motion artifact ({artifact.method})"
     cls = method_class(artifact.method)
