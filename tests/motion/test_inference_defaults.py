@@ -12,7 +12,7 @@ from motiontune.training.customize import learn_motion
 from motiontune.methods.base import build_method, method_class, method_names, recommended_inference
 from motiontune.training.loop import TrainingConfig
 from motiontune.parameters import parameter_problems
-from motiontune.sampling import generation
+from motiontune.generation import generate as generation
 from motiontune.generation.generate import DEFAULT_GUIDANCE_SCALE, DEFAULT_STEPS, GenerationConfig, generate_with_motion, resolved_options
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from motiontune.methods.artifact import MotionArtifact
 from motiontune.training.customize import applied_motion, learn_motion, training_config_for
 from motiontune.methods.embeddings import debias_value, split_by_block
 from motiontune.io.references import training_prompt
-from motiontune.sampling import generation
+from motiontune.generation import generate as generation
 from motiontune.generation.generate import GenerationConfig, generate_with_motion, resolved_options
 from motiontune.sampling.latents import encode_prompts
 

@@ -129,7 +129,7 @@ def test_a_benchmark_that_died_resumes_with_the_runs_it_had_finished(spec, tiny_
     from motiontune import benchmark as method_jobs  # a method run's job: train_and_generate
     from motiontune.benchmark import BenchmarkMethod
     from motiontune.generation.generate import GenerationConfig
-    from motiontune.world import benchmark
+    from motiontune.world_models import benchmark
 
     config = replaced(CONFIG, cases=CONFIG.cases[:1], targets_per_case=1)
     cases = benchmark_cases(spec, config)
