@@ -29,3 +29,34 @@ def test_documented_pipelines_are_registered():
     assert [n.name for n in pipelines["customize"].nodes] == [
         "ingest_references", "encode_references", "train_motions", "generate_videos", "evaluate_motions",
     ]
+
+
+def _readme_number(value: float) -> str:
+    """0.05 -> '5e-2', as the method table writes learning rates."""
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def test_the_method_table_states_each_methods_config_defaults():
+    """The README's method table is checked against the Config dataclasses (the single source of the defaults):
+    each row names its method's training steps, learning rate and weight decay, and its inference guidance, steps
+    and noise init (with the blend strength where it blends)."""
+    from motiontune.methods.base import method_class, method_names
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {match.group(1): match.group(0) for match in re.finditer(r"^\| `([a-z_]+)` \|.*$", text, flags=re.MULTILINE)}
+    for name in method_names():
+        config, row = method_class(name).Config(), rows[name]
+        training, inference = config.training, config.inference
+        expected = [
+            f"lr {_readme_number(training.learning_rate)}",
+            f"weight decay {_readme_number(training.weight_decay)}",
+            f"{training.steps} steps",
+            f"DDIM {inference.steps} steps",
+            f"guidance {inference.guidance_scale:g}",
+        ]
+        if inference.noise_init == "blend":
+            expected.append(f"`blend` {inference.blend_strength:g}")
+        else:
+            expected.append(inference.noise_init)
+        assert [phrase for phrase in expected if phrase not in row] == [], name

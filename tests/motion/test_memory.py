@@ -12,7 +12,8 @@ import yaml
 
 from motiontune.methods.attention import MotionEmbeddingAttnProcessor, broadcast_over_batch
 from motiontune.training.memory import CheckpointedBlock, frozen_parameters_with_grad, gradient_checkpointing
-from motiontune.methods.base import MotionEmbeddingsMethod, TrainingBatch
+from motiontune.methods.base import TrainingBatch
+from motiontune.methods.motion_embeddings import MotionEmbeddingsMethod
 from motiontune.training.loop import TrainingConfig, _run_fingerprint, train_motion
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from motiontune.methods.losses import get_loss
-from motiontune.methods.base import MotionEmbeddingsMethod, build_method, recommended_training
+from motiontune.methods.base import build_method, recommended_training
+from motiontune.methods.motion_embeddings import MotionEmbeddingsMethod
 from motiontune.training.loop import TrainingConfig, train_motion
 
 from motion_helpers import FRAMES, PIXELS, random_reference
@@ -100,23 +101,28 @@ def test_recommended_training_and_the_training_block():
     assert recommended_training("motion_embeddings", {"training": {"steps": 300}})["steps"] == 300
 
 
-def test_every_method_block_in_conf_equals_the_constructor_defaults(project_root):
-    import inspect
+def test_every_method_block_in_conf_equals_the_config_defaults(project_root):
+    """The YAML is checked against each method's Config dataclass (the single source of the defaults): every key
+    of ``train.<method>`` equals its default, and every option of the Config appears in the YAML."""
+    import dataclasses
 
     import yaml
+
+    from motiontune.methods.base import method_class
 
     train = yaml.safe_load((project_root / "conf" / "base" / "parameters_train.yml").read_text(encoding="utf-8"))["train"]
     for name in ("motion_embeddings", "vmc", "motionmatcher", "motiondirector"):
         method = build_method(name, train[name])
-        defaults = inspect.signature(type(method).__init__).parameters
+        config = method_class(name).Config()
+        assert sorted(set(config.option_names()) - set(train[name])) == [], f"train.{name}: options missing from the YAML"
         for key, value in train[name].items():
             if key == "training":
-                assert value == type(method).training_defaults, name
+                assert value == type(method).training_defaults == config.training.as_dict(), name
             elif key == "inference":
                 assert value == {k: type(method).inference_defaults[k] for k in value}, name
+                assert value == {k: dataclasses.asdict(config.inference)[k] for k in value}, name
             else:
-                default = defaults[key].default
-                assert (list(default) if isinstance(default, tuple) else default) == value, f"train.{name}.{key}"
+                assert config.options()[key] == value, f"train.{name}.{key}"
 
 
 def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_backbone, reference, tmp_path):

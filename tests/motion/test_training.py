@@ -3,7 +3,8 @@ import torch
 
 from motiontune.methods.artifact import ArtifactError, load_motion_artifact, save_motion_artifact
 from motiontune.training.customize import check_artifact_fits, learn_motion
-from motiontune.methods.base import MotionEmbeddingsMethod, build_method
+from motiontune.methods.base import build_method
+from motiontune.methods.motion_embeddings import MotionEmbeddingsMethod
 from motiontune.training.loop import TrainingConfig, TrainingDivergedError, train_motion
 from motiontune.backbone.loading import BackboneError
 

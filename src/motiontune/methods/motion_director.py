@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,12 +29,48 @@ from motiontune.backbone.loading import Backbone
 from motiontune.methods.losses import DEBIAS_ALPHA, DEBIAS_BETA, ddpm_loss, debiased_temporal_loss
 from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
 from motiontune.methods.base import MotionMethod, TrainingBatch, register_method
+from motiontune.methods.config import InferenceDefaults, LoraMethodConfig, TrainingDefaults
 
 SPATIAL_ADAPTER = "motiondirector_spatial"
 TEMPORAL_ADAPTER = "motiondirector_temporal"
 
 
-@register_method
+@dataclass(frozen=True)
+class MotionDirectorInference(InferenceDefaults):
+    # seed 004 A.4 (blend 0.5; public code noise_prior: 0.5); public MotionDirector_train.py: the base model
+    # inverts the reference under "" before training (inversion_model: base).
+    noise_init: str = "blend"
+    blend_strength: float = 0.5
+    lora_scale: float = 1.0
+
+
+def _motion_director_training() -> TrainingDefaults:
+    # Public code (single video, config_single_video.yaml): AdamW lr 5e-4, weight decay 1e-2, 150 steps; no
+    # clipping; trains on the full caption.
+    return TrainingDefaults(steps=150, learning_rate=5e-4, weight_decay=1e-2, max_grad_norm=None, simplified_prompt=False)
+
+
+@dataclass(frozen=True)
+class MotionDirectorConfig(LoraMethodConfig):
+    """Options (public code ``configs/config_single_video.yaml``; seed 004 A.2): the LoRA options of
+    :class:`LoraMethodConfig` (``spatial_targets``: the spatial LoRA, trained on one random frame with the temporal
+    LoRA off; ``temporal_targets``: the temporal LoRA, applied at inference), ``spatial_skip_probability`` (the
+    spatial path is skipped with probability 0.2 per step), ``debias_alpha`` sqrt(beta^2 + 1) and ``debias_beta``
+    of the appearance-debiased loss."""
+
+    spatial_skip_probability: float = 0.2
+    debias_alpha: float = DEBIAS_ALPHA
+    debias_beta: float = DEBIAS_BETA
+    training: TrainingDefaults = field(default_factory=_motion_director_training)
+    inference: MotionDirectorInference = field(default_factory=MotionDirectorInference)
+
+    def __post_init__(self) -> None:
+        if not self.spatial_targets or not self.temporal_targets:
+            raise ValueError("motiondirector: needs both spatial_targets and temporal_targets")
+        if not 0.0 <= float(self.spatial_skip_probability) <= 1.0:
+            raise ValueError(f"spatial_skip_probability: must be in [0, 1], got {self.spatial_skip_probability}")
+
+
 class MotionDirectorMethod(MotionMethod):
     """MotionDirector with a spatial and a temporal peft LoRA; the artifact holds the temporal one.
 
@@ -45,42 +82,20 @@ class MotionDirectorMethod(MotionMethod):
     code ``noise_prior: 0.5``), temporal LoRA at ``lora_scale`` 1.
     """
 
-    name = "motiondirector"
     version = "1"
-    # seed 004 A.4 (blend 0.5) and A.3 (DDIM 50 steps, guidance 10; public inference script: 30 steps, guidance 12).
-    inference_defaults = {
-        "noise_init": "blend", "blend_strength": 0.5, "lora_scale": 1.0, "guidance_scale": 10.0, "steps": 50,
-        # public MotionDirector_train.py: the base model inverts the reference under "" before training.
-        "inversion_model": "base", "inversion_prompt": "empty", "inversion_steps": None,
-    }
-    # Public code (single video): AdamW lr 5e-4, weight decay 1e-2, 150 steps; no clipping.
-    # The public code trains on the full caption.
-    training_defaults = {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
+    config: MotionDirectorConfig
 
-    def __init__(
-        self,
-        rank: int = 32,
-        spatial_targets: Sequence[str] = ("attn1", "ff"),
-        temporal_targets: Sequence[str] = ("attn1", "attn2", "ff"),
-        include_transformer_in: bool = True,
-        lora_dropout: float = 0.0,
-        spatial_skip_probability: float = 0.2,
-        debias_alpha: float = DEBIAS_ALPHA,
-        debias_beta: float = DEBIAS_BETA,
-        init_seed: int = 0,
-    ) -> None:
-        if not spatial_targets or not temporal_targets:
-            raise ValueError("motiondirector: needs both spatial_targets and temporal_targets")
-        if not 0.0 <= float(spatial_skip_probability) <= 1.0:
-            raise ValueError(f"spatial_skip_probability: must be in [0, 1], got {spatial_skip_probability}")
-        self.rank = int(rank)
-        self.spatial_targets = LoraTargets(spatial=tuple(spatial_targets))
-        self.temporal_targets = LoraTargets(temporal=tuple(temporal_targets), include_transformer_in=bool(include_transformer_in))
-        self.lora_dropout = float(lora_dropout)
-        self.spatial_skip_probability = float(spatial_skip_probability)
-        self.debias_alpha = float(debias_alpha)
-        self.debias_beta = float(debias_beta)
-        self.init_seed = int(init_seed)
+    def __init__(self, config: MotionDirectorConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        config = self.config
+        self.rank = int(config.rank)
+        self.spatial_targets = LoraTargets(spatial=tuple(config.spatial_targets))
+        self.temporal_targets = LoraTargets(temporal=tuple(config.temporal_targets), include_transformer_in=bool(config.include_transformer_in))
+        self.lora_dropout = float(config.lora_dropout)
+        self.spatial_skip_probability = float(config.spatial_skip_probability)
+        self.debias_alpha = float(config.debias_alpha)
+        self.debias_beta = float(config.debias_beta)
+        self.init_seed = int(config.init_seed)
         self.spatial: LoraAdapter | None = None
         self.temporal: LoraAdapter | None = None
 
@@ -164,3 +179,6 @@ class MotionDirectorMethod(MotionMethod):
         scale = float(options.get("lora_scale", cls.inference_defaults["lora_scale"]))
         with lora_applied(backbone.unet, tensors, TEMPORAL_ADAPTER, scale):
             yield
+
+
+register_method("motiondirector", MotionDirectorConfig, MotionDirectorMethod)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from motiontune.methods.attention_maps import (
 )
 from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
 from motiontune.methods.base import MotionMethod, TrainingBatch, register_method
+from motiontune.methods.config import InferenceDefaults, LoraMethodConfig, TrainingDefaults
 
 ADAPTER_NAME = "motionmatcher"
 
@@ -62,7 +64,48 @@ def ddim_step(
     return (alpha_previous.sqrt() * clean + (1 - alpha_previous).sqrt() * epsilon).to(sample.dtype)
 
 
-@register_method
+@dataclass(frozen=True)
+class MotionMatcherInference(InferenceDefaults):
+    # Public inference.py: noise_prior 0.3, min_timestep 500 (its guidance 12 and 75 steps: we keep seed 004 A.3's
+    # 10 and 50, uniform across methods; train.motionmatcher.inference changes them); the pipeline with the LoRA
+    # loaded inverts under "", with the sampling step count (inversion_model: customised).
+    noise_init: str = "blend"
+    inversion_model: str = "customised"
+    blend_strength: float = 0.3
+    lora_scale: float = 1.0
+    lora_min_timestep: int = 500
+
+
+def _motion_matcher_training() -> TrainingDefaults:
+    # Public code: AdamW lr 5e-4, weight decay 1e-2 (configs: 200-400 steps; design 4.3: 400); no clipping;
+    # trains on the full caption.
+    return TrainingDefaults(steps=400, learning_rate=5e-4, weight_decay=1e-2, max_grad_norm=None, simplified_prompt=False)
+
+
+@dataclass(frozen=True)
+class MotionMatcherConfig(LoraMethodConfig):
+    """Options (public code ``configs/config_*.yaml``, ``train.py``): the LoRA options of
+    :class:`LoraMethodConfig`, ``min_timestep`` (t in [500, 1000)), ``denoise_stride`` (``num_denoise_steps: 1``:
+    one DDIM step t -> t - 1 before feature extraction), ``feature_sections`` (``from_where=("down",)``),
+    ``feature_stride`` (null = the coarsest down resolution with both kinds of attention: latent / 4 on ZeroScope),
+    ``cross_attention_weight`` and ``temporal_attention_weight`` (``loss_weights``: 2000 each)."""
+
+    min_timestep: int = 500
+    denoise_stride: int = 1
+    feature_sections: tuple[str, ...] = ("down",)
+    feature_stride: int | None = None
+    cross_attention_weight: float = 2000.0
+    temporal_attention_weight: float = 2000.0
+    training: TrainingDefaults = field(default_factory=_motion_matcher_training)
+    inference: MotionMatcherInference = field(default_factory=MotionMatcherInference)
+
+    def __post_init__(self) -> None:
+        if int(self.min_timestep) < 0:
+            raise ValueError(f"min_timestep: must be >= 0, got {self.min_timestep}")
+        if int(self.denoise_stride) < 1:
+            raise ValueError(f"denoise_stride: must be at least 1, got {self.denoise_stride}")
+
+
 class MotionMatcherMethod(MotionMethod):
     """MotionMatcher: peft LoRA on the UNet's transformers, trained by motion feature matching.
 
@@ -77,49 +120,22 @@ class MotionMatcherMethod(MotionMethod):
     the public inference script, the LoRA acts only at timesteps >= 500 (``lora_min_timestep``; 0 = always).
     """
 
-    name = "motionmatcher"
     version = "1"
-    # Public inference.py: noise_prior 0.3, min_timestep 500 (its guidance 12 and 75 steps: we keep seed 004 A.3's
-    # 10 and 50, uniform across methods; train.motionmatcher.inference changes them).
-    inference_defaults = {
-        "noise_init": "blend", "blend_strength": 0.3, "lora_scale": 1.0, "lora_min_timestep": 500,
-        "guidance_scale": 10.0, "steps": 50,
-        # public inference.py: the pipeline with the LoRA loaded inverts under "", with the sampling step count.
-        "inversion_model": "customised", "inversion_prompt": "empty", "inversion_steps": None,
-    }
-    # Public code: AdamW lr 5e-4, weight decay 1e-2 (configs: 200-400 steps; design 4.3: 400); no clipping;
-    # trains on the full caption.
-    training_defaults = {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
+    config: MotionMatcherConfig
 
-    def __init__(
-        self,
-        rank: int = 32,
-        spatial_targets: Sequence[str] = ("attn1", "ff"),
-        temporal_targets: Sequence[str] = ("attn1", "attn2", "ff"),
-        include_transformer_in: bool = True,
-        lora_dropout: float = 0.0,
-        min_timestep: int = 500,
-        denoise_stride: int = 1,
-        feature_sections: Sequence[str] = ("down",),
-        feature_stride: int | None = None,
-        cross_attention_weight: float = 2000.0,
-        temporal_attention_weight: float = 2000.0,
-        init_seed: int = 0,
-    ) -> None:
-        self.rank = int(rank)
-        self.targets = LoraTargets(tuple(spatial_targets), tuple(temporal_targets), bool(include_transformer_in))
-        self.lora_dropout = float(lora_dropout)
-        if int(min_timestep) < 0:
-            raise ValueError(f"min_timestep: must be >= 0, got {min_timestep}")
-        if int(denoise_stride) < 1:
-            raise ValueError(f"denoise_stride: must be at least 1, got {denoise_stride}")
-        self.min_timestep = int(min_timestep)
-        self.denoise_stride = int(denoise_stride)
-        self.feature_sections = tuple(feature_sections)
-        self.feature_stride = feature_stride
-        self.cross_attention_weight = float(cross_attention_weight)
-        self.temporal_attention_weight = float(temporal_attention_weight)
-        self.init_seed = int(init_seed)
+    def __init__(self, config: MotionMatcherConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        config = self.config
+        self.rank = int(config.rank)
+        self.targets = LoraTargets(tuple(config.spatial_targets), tuple(config.temporal_targets), bool(config.include_transformer_in))
+        self.lora_dropout = float(config.lora_dropout)
+        self.min_timestep = int(config.min_timestep)
+        self.denoise_stride = int(config.denoise_stride)
+        self.feature_sections = tuple(config.feature_sections)
+        self.feature_stride = config.feature_stride
+        self.cross_attention_weight = float(config.cross_attention_weight)
+        self.temporal_attention_weight = float(config.temporal_attention_weight)
+        self.init_seed = int(config.init_seed)
         self.adapter: LoraAdapter | None = None
         self.feature_layers: list[AttentionLayer] = []
 
@@ -213,3 +229,6 @@ class MotionMatcherMethod(MotionMethod):
         min_timestep = int(options.get("lora_min_timestep", cls.inference_defaults["lora_min_timestep"]))
         with lora_applied(backbone.unet, tensors, ADAPTER_NAME, scale, min_timestep):
             yield
+
+
+register_method("motionmatcher", MotionMatcherConfig, MotionMatcherMethod)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from motiontune.backbone.structure import temporal_blocks
 from motiontune.methods.lora import ParameterSwap
 from motiontune.methods.losses import VMC_FORMS, get_loss
 from motiontune.methods.base import NoisePredictionMethod, register_method
+from motiontune.methods.config import InferenceDefaults, MethodConfig, TrainingDefaults
 
 VMC_PROJECTIONS = ("to_q", "to_k", "to_v")
 # Both self-attentions of a temporal BasicTransformerBlock (double_self_attention=True) attend over frames.
@@ -71,7 +73,42 @@ def parameters_replaced(unet: nn.Module, parameters: Mapping[str, nn.Parameter],
         yield
 
 
-@register_method
+@dataclass(frozen=True)
+class VMCInference(InferenceDefaults):
+    # seed 004 A.4 (VMC starts from the inversion); public train_inference.py: after training, the fine-tuned UNet
+    # inverts the reference under "" (common/util.py); the paper uses 75 inversion steps (the default null = the
+    # sampling steps; set inversion_steps: 75 to match it).
+    noise_init: str = "inversion"
+    inversion_model: str = "customised"
+
+
+def _vmc_training() -> TrainingDefaults:
+    # seed 003 appendix D: AdamW lr 1e-4, weight decay 1e-2, 400 steps; the public code clips gradients at 1.0.
+    # Sec. 3.2 and public code: trains on the appearance-invariant (simplified) prompt.
+    return TrainingDefaults(steps=400, learning_rate=1e-4, weight_decay=1e-2, max_grad_norm=1.0, simplified_prompt=True)
+
+
+@dataclass(frozen=True)
+class VMCConfig(MethodConfig):
+    """VMC's options: ``vmc_form`` (``paper``: eq. 17 | ``public_code`` | ``l2``: eq. 16), ``frame_stride`` c
+    (eq. 9; "fixed at c = 1 across all experiments", sec. 3.1), ``projections`` (appendix D: W^Q, W^K, W^V of the
+    temporal attention layers), ``include_transformer_in`` (the public code trains modules named
+    ``*temp_attentions*``, which leaves ``transformer_in`` out)."""
+
+    vmc_form: str = "paper"
+    frame_stride: int = 1
+    projections: tuple[str, ...] = VMC_PROJECTIONS
+    include_transformer_in: bool = False
+    training: TrainingDefaults = field(default_factory=_vmc_training)
+    inference: VMCInference = field(default_factory=VMCInference)
+
+    def __post_init__(self) -> None:
+        if self.vmc_form not in VMC_FORMS:
+            raise ValueError(f"vmc_form: '{self.vmc_form}' is not one of {list(VMC_FORMS)}")
+        if int(self.frame_stride) < 1:
+            raise ValueError(f"frame_stride: must be at least 1, got {self.frame_stride}")
+
+
 class VMCMethod(NoisePredictionMethod):
     """VMC (seed 003 sec. 3, appendix D): temporal attention adaptation with motion distillation.
 
@@ -79,38 +116,19 @@ class VMCMethod(NoisePredictionMethod):
     up), as in the public code; ``transformer_in`` is left out unless ``include_transformer_in``. Loss: the
     residual cosine loss (eq. 17, ``vmc_form: paper``), or the public code's form (``public_code``), or
     eq. 16 (``l2``), with frame stride c = 1. The training prompt is the appearance-invariant one (ingest).
-    Inference starts from the DDIM inversion of the reference (seed 004 A.4).
+    Inference starts from the DDIM inversion of the reference (seed 004 A.4). Options: :class:`VMCConfig`.
     """
 
-    name = "vmc"
     version = "1"
-    # seed 004 A.4 (VMC starts from the inversion); seed 004 A.3: DDIM 50 steps, guidance 10 for every method compared.
-    inference_defaults = {
-        "noise_init": "inversion", "guidance_scale": 10.0, "steps": 50,
-        # public train_inference.py: after training, the fine-tuned UNet inverts the reference under "" (common/util.py);
-        # the paper uses 75 inversion steps (null here = the sampling steps; set inversion_steps: 75 to match it).
-        "inversion_model": "customised", "inversion_prompt": "empty", "inversion_steps": None,
-    }
-    # seed 003 appendix D: AdamW lr 1e-4, weight decay 1e-2, 400 steps; the public code clips gradients at 1.0.
-    # Sec. 3.2 and public code: trains on the appearance-invariant (simplified) prompt.
-    training_defaults = {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0, "simplified_prompt": True}
+    config: VMCConfig
 
-    def __init__(
-        self,
-        vmc_form: str = "paper",
-        frame_stride: int = 1,
-        projections: Sequence[str] = VMC_PROJECTIONS,
-        include_transformer_in: bool = False,
-    ) -> None:
-        if vmc_form not in VMC_FORMS:
-            raise ValueError(f"vmc_form: '{vmc_form}' is not one of {list(VMC_FORMS)}")
-        if int(frame_stride) < 1:
-            raise ValueError(f"frame_stride: must be at least 1, got {frame_stride}")
-        self.vmc_form = vmc_form
-        self.frame_stride = int(frame_stride)
-        self.projections = tuple(projections)
-        self.include_transformer_in = bool(include_transformer_in)
-        self._loss = get_loss("vmc", form=vmc_form, frame_stride=self.frame_stride)
+    def __init__(self, config: VMCConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self.vmc_form = self.config.vmc_form
+        self.frame_stride = int(self.config.frame_stride)
+        self.projections = tuple(self.config.projections)
+        self.include_transformer_in = bool(self.config.include_transformer_in)
+        self._loss = get_loss("vmc", form=self.vmc_form, frame_stride=self.frame_stride)
         self.weights: dict[str, nn.Parameter] | None = None
 
     def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
@@ -172,3 +190,6 @@ class VMCMethod(NoisePredictionMethod):
         }
         with parameters_replaced(backbone.unet, parameters, label="vmc artifact"):
             yield
+
+
+register_method("vmc", VMCConfig, VMCMethod)
