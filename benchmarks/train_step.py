@@ -41,14 +41,16 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT / "src") not in sys.path:  # run from a fresh clone without installing
     sys.path.insert(0, str(REPO_ROOT / "src"))
+if str(REPO_ROOT / "benchmarks") not in sys.path:  # memory_probe beside this script, also when loaded by path
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from motiontune.backbone.loading import Backbone, load_backbone  # noqa: E402
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone  # noqa: E402
-from motiontune.training.memory import peak_memory  # noqa: E402
 from motiontune.training.loop import TrainingConfig, train_motion  # noqa: E402
+from memory_probe import peak_memory  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 

@@ -30,7 +30,7 @@ from PIL import Image
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from motiontune.io.video import write_gif, write_video  # noqa: E402
+from motiontune.io.video import write_gif, write_video
 
 DEFAULT_OUT_DIR = Path("data/01_raw")
 SEED = 20261121

@@ -32,3 +32,38 @@ def test_one_bar_plot_per_computed_metric(results):
     plots = metric_bar_plots(results)
     assert sorted(plots) == ["clip_text_similarity", "motion_fidelity"]
     assert all(image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 for image in plots.values())
+
+
+def _videos(value: int) -> list[np.ndarray]:
+    return [np.full((2, 4, 4, 3), value, dtype=np.uint8)]
+
+
+def test_the_shared_runner_stores_each_run_and_a_rerun_redoes_only_what_is_missing_or_changed(tmp_path):
+    """Both benchmarks run through execute_runs: a run whose videos are stored with the same settings is not
+    redone, one with other settings is, and one that died is redone on the rerun."""
+    from motiontune.benchmark import PlannedRun, execute_runs
+    from motiontune.executors import Job, LocalExecutor
+
+    calls: list[str] = []
+
+    def job(name: str, value: int, fail: bool = False) -> list[np.ndarray]:
+        calls.append(name)
+        if fail:
+            raise RuntimeError("killed")
+        return _videos(value)
+
+    def runs(fail_second: bool, second_setting: int = 1) -> list[PlannedRun]:
+        return [
+            PlannedRun(("ref", "A", 0), {"s": 0}, lambda: Job("ref/a/0", job, {"name": "first", "value": 3})),
+            PlannedRun(("ref", "B (r=2)", 1), {"s": second_setting},
+                       lambda: Job("ref/b-r-2/1", job, {"name": "second", "value": 5, "fail": fail_second})),
+        ]
+
+    with pytest.raises(RuntimeError, match="killed"):
+        execute_runs(runs(fail_second=True), LocalExecutor(), tmp_path, "test", progress=False)
+    assert calls == ["first", "second"] and (tmp_path / "ref" / "a" / "0.safetensors").exists()
+    outputs = execute_runs(runs(fail_second=False), LocalExecutor(), tmp_path, "test", progress=False)
+    assert calls == ["first", "second", "second"]  # the first run's videos came from the work folder
+    assert np.array_equal(outputs[("ref", "A", 0)][0], _videos(3)[0]) and np.array_equal(outputs[("ref", "B (r=2)", 1)][0], _videos(5)[0])
+    execute_runs(runs(fail_second=False, second_setting=2), LocalExecutor(), tmp_path, "test", progress=False)
+    assert calls == ["first", "second", "second", "second"]  # other settings: redone

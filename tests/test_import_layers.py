@@ -16,7 +16,7 @@ CORE = Path(__file__).resolve().parents[1] / "src" / "motiontune"
 
 # Lowest first. A top-level name is a package (a folder) or a module (``name.py``) of ``motiontune``.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "known_keys"),  # shared by everyone: the user-error base and the unknown-key check
+    ("errors", "known_keys", "sections"),  # shared by everyone: the user-error base, the unknown-key check, the section builder
     ("io",),  # videos, manifests, validation, prompts, references
     ("backbone",),  # loading and the layout of each backbone family
     ("executors",),  # where jobs run (local | ray); knows a backbone only as a source to load
@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmark", "world_models"),  # what trains or measures models on references and on the world
     ("tracking",),  # MLflow runs and the registry
     ("parameters", "command_line"),
-    ("pipelines", "pipeline_registry", "settings", "__main__"),  # Kedro
+    ("pipelines", "pipeline_registry", "settings", "cli", "__main__"),  # Kedro
 )
 LAYER_OF = {name: index for index, names in enumerate(LAYERS) for name in names}
 

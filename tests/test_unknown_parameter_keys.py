@@ -51,8 +51,36 @@ def test_kedro_run_refuses_typos_in_train_and_generate_before_any_work(project_r
     before = sorted(path for path in (project / "data").rglob("*"))
     result = kedro(project, "--pipelines=customize", f"--params={SMALL_RUN},train.stpes=5,generate.guidance=3")
     output = result.stdout + result.stderr
-    assert result.returncode == 1, output[-3000:]
+    assert result.returncode == 2, output[-3000:]  # a user error (motiontune.errors.EXIT_CODE)
     assert "train.stpes: unknown key (did you mean 'steps'?)" in output
     assert "generate.guidance: unknown key (did you mean 'guidance_scale'?)" in output
     assert "Traceback" not in output and "ParameterError" not in output  # the message, not a traceback
     assert sorted(path for path in (project / "data").rglob("*")) == before  # nothing was produced
+
+
+def test_the_whole_run_check_covers_the_world_sections():
+    """A typo in any world section fails the parameter check before a pipeline starts, naming the key."""
+    from pathlib import Path
+
+    import yaml
+
+    from motiontune.parameters import parameter_problems
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "base"
+    params = {}
+    for name in ("parameters.yml", "parameters_world.yml", "parameters_backbone.yml", "parameters_world_backbone.yml",
+                 "parameters_world_clip.yml", "parameters_world_benchmark.yml"):
+        params.update(yaml.safe_load((conf / name).read_text(encoding="utf-8")))
+    assert parameter_problems(params) == []
+    mistakes = {
+        ("world", "analyser"): ({"lk_windw": 9}, "world.analyser.lk_windw: unknown key (did you mean 'lk_window'?)"),
+        ("world_backbone", "training"): ({"clipz": 3}, "world_backbone.clipz: unknown key (did you mean 'clips'?)"),
+        ("world_clip", "training"): ({"stepz": 3}, "world_clip.training.stepz: unknown key (did you mean 'steps'?)"),
+    }
+    for (section, key), (value, message) in mistakes.items():
+        broken = {**params, section: {**params[section], key: {**(params[section].get(key) or {}), **value}}}
+        assert message in parameter_problems(broken), message
+    broken = {**params, "tiny_backbone": {**params["tiny_backbone"], "channels": 3}}
+    assert any(problem.startswith("tiny_backbone.channels: unknown key") for problem in parameter_problems(broken))
+    broken = {**params, "world_benchmark": {key: value for key, value in params["world_benchmark"].items() if key != "cases"}}
+    assert "world_benchmark.cases: missing (see conf/base/parameters_world_benchmark.yml)" in parameter_problems(broken)

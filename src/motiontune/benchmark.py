@@ -2,22 +2,34 @@
 
 The summary follows seed 002 Table 1 (text similarity, motion fidelity, temporal consistency, FID),
 each a mean over every generated video of the method; metrics that could not be computed are n/a.
+
+The runner here (:func:`method_run`, :func:`execute_runs`) also serves the world benchmark
+(:mod:`motiontune.world_models.benchmark`): each run (reference, row label, seed) is a job for the executor, and
+with a work folder its videos are stored as it finishes, so a rerun after a crash redoes only the runs that had
+not (a run whose settings changed is redone).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.executors import Executor, Job, LocalExecutor, job_work_dir
+from motiontune.io.atomic import write_atomically
 from motiontune.metrics.configured import MetricModels
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.trackers import Tracker
@@ -76,6 +88,108 @@ def train_and_generate(
     return generate_with_motion(model, artifact, prompts, sampling, features)
 
 
+# (reference or case name, row label, seed): one run of a benchmark, one job.
+RunKey = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run: its key, everything its videos depend on besides the key (their fingerprint in the work folder),
+    and how to make its job (called only when the videos are not stored yet)."""
+
+    key: RunKey
+    settings: Mapping[str, Any]
+    make_job: Callable[[], Job]
+
+
+def run_name(key: RunKey) -> str:
+    """``<reference>/<label slug>/<seed>``: the run's job key and its path in the work folder."""
+    reference, label, seed = key
+    return f"{reference}/{label_slug(label)}/{seed}"
+
+
+def method_run(
+    entry: BenchmarkMethod,
+    seed: int,
+    reference_name: str,
+    train_params: Mapping[str, Any],
+    generation: GenerationConfig,
+    backbone: Backbone | BackboneSource,
+    features: Callable[[], Mapping[str, Any]],
+    row: Mapping[str, Any],
+    prompts: Sequence[str],
+    settings: Mapping[str, Any],
+    work_dir: Path | None,
+) -> PlannedRun:
+    """The run of ``entry`` on one reference with one seed: learn the motion, generate ``prompts``
+    (:func:`train_and_generate`). ``train_params``: the ``train`` parameters (the method's loop settings as in
+    :func:`training_config_for`); ``features``: the reference's, asked for only when the job is made;
+    ``settings``: what the run depends on besides the method's (backbone, reference, prompts). The job's training
+    checkpoints go under ``<work_dir>/jobs/<run>``, so a retried job resumes."""
+    method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
+    loop = replace(training_config_for(method_params), seed=seed)
+    sampling = replace(generation, **{**entry.generate, "seed": seed})
+    key = (reference_name, entry.label, seed)
+    return PlannedRun(
+        key,
+        {**settings, "method": entry.method, "options": entry.options, "loop": loop, "sampling": sampling},
+        lambda: Job(run_name(key), train_and_generate, {
+            "backbone": backbone, "method": entry.method, "options": dict(entry.options), "loop": loop,
+            "features": dict(features()), "row": dict(row), "prompts": list(prompts), "sampling": sampling,
+            "checkpoint_dir": job_work_dir(work_dir, "jobs", run_name(key), "checkpoints"),
+        }),
+    )
+
+
+def execute_runs(
+    runs: Sequence[PlannedRun],
+    executor: Executor,
+    work_dir: Path | None,
+    description: str,
+    progress: bool = True,
+) -> dict[RunKey, list[np.ndarray]]:
+    """The videos of every run: from ``work_dir`` where it holds them with the same settings, else from the run's
+    job on ``executor``, stored in ``work_dir`` as each finishes. ``progress``: a bar over the runs."""
+    outputs: dict[RunKey, list[np.ndarray]] = {}
+    pending: list[tuple[PlannedRun, Path | None, str]] = []
+    for run in runs:
+        reference, label, seed = run.key
+        blob = json.dumps({"label": label, "seed": seed, **run.settings}, sort_keys=True, default=str)
+        fingerprint = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        path = Path(work_dir) / f"{run_name(run.key)}.safetensors" if work_dir is not None else None
+        if path is not None and path.exists():
+            with safe_open(str(path), framework="pt") as stored:
+                if (stored.metadata() or {}).get("fingerprint") == fingerprint:
+                    outputs[run.key] = list(stored.get_tensor("videos").numpy())
+                    continue
+        pending.append((run, path, fingerprint))
+    bar = tqdm(total=len(runs), initial=len(outputs), desc=description, disable=not progress)
+    jobs = [run.make_job() for run, _, _ in pending]
+
+    def store(index: int, videos: list[np.ndarray]) -> None:
+        run, path, fingerprint = pending[index]
+        outputs[run.key] = videos
+        if path is not None:
+            write_atomically(path, lambda target: save_file({"videos": torch.from_numpy(np.stack(videos))}, str(target),
+                                                            metadata={"fingerprint": fingerprint}), suffix=".safetensors")
+        bar.update(1)
+
+    logger.info("%s: %d runs to do on the %s executor (%d stored)", description, len(pending), executor.name, len(outputs))
+    executor.run(jobs, on_result=store)
+    bar.close()
+    return outputs
+
+
+def features_digest(features: Mapping[str, Any]) -> str:
+    """sha256 of a reference's cached features (tensors by name): a run's videos depend on them."""
+    digest = hashlib.sha256()
+    for name in sorted(features):
+        value = features[name]
+        digest.update(name.encode("utf-8"))
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes() if isinstance(value, torch.Tensor) else repr(value).encode("utf-8"))
+    return digest.hexdigest()
+
+
 def run_benchmark(
     backbone: Backbone,
     references: Sequence[BenchmarkReference],
@@ -89,37 +203,31 @@ def run_benchmark(
     models: MetricModels,
     executor: Executor | None = None,
     work_dir: Path | None = None,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Train, generate and evaluate every (method, reference, seed); ``train_params`` are the ``train``
     parameters (loop settings per method as in :func:`training_config_for`). Returns one row per generated video
     (columns method, motion, seed, prompt + metrics) and the videos keyed ``<method>/<seed>/<motion>/<NN>_<prompt>``.
 
-    The (method, seed, reference) jobs are independent and go to ``executor`` (local by default); an executor
-    outside this process gets the backbone's source and loads it there. ``work_dir``: each job's training
-    checkpoints under ``<work_dir>/<method>/<seed>/<reference>``, so a retried job resumes (removed once every job
-    has finished). Evaluation runs here.
+    The (method, seed, reference) runs are independent jobs for ``executor`` (local by default); an executor
+    outside this process gets the backbone's source and loads it there. ``work_dir``: each run's videos are stored
+    there as it finishes and its training checkpoints under ``jobs/``, so a rerun after a crash resumes (the
+    folder goes once every run is evaluated). Evaluation runs here.
     """
     executor = executor or LocalExecutor()
     handle = executor.job_backbone(backbone)
-    jobs, cells = [], []
-    for entry in methods:
-        for seed in seeds:
-            method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
-            loop = replace(training_config_for(method_params), seed=seed)
-            sampling = replace(generation, **{**entry.generate, "seed": seed})
-            for reference in references:
-                key = f"{label_slug(entry.label)}/{seed}/{reference.name}"
-                jobs.append(Job(key, train_and_generate, {
-                    "backbone": handle, "method": entry.method, "options": dict(entry.options), "loop": loop,
-                    "features": dict(reference.features), "row": dict(reference.row), "prompts": list(reference.prompts),
-                    "sampling": sampling, "checkpoint_dir": job_work_dir(work_dir, key, "checkpoints"),
-                }))
-                cells.append((entry, seed, reference))
-    logger.info("benchmark: %d jobs on the %s executor", len(jobs), executor.name)
+    runs = [
+        method_run(entry, seed, reference.name, train_params, generation, handle, lambda reference=reference: reference.features,
+                   reference.row, reference.prompts, _reference_settings(backbone, reference), work_dir)
+        for entry in methods for seed in seeds for reference in references
+    ]
+    outputs = execute_runs(runs, executor, work_dir, "benchmark", progress)
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
-    for (entry, seed, reference), outputs in zip(cells, executor.run(jobs)):
-        generated = {video_id(reference.name, i, p): (p, v) for i, (p, v) in enumerate(zip(reference.prompts, outputs))}
+    for run in runs:
+        reference_name, label, seed = run.key
+        reference = next(item for item in references if item.name == reference_name)
+        generated = {video_id(reference.name, i, p): (p, v) for i, (p, v) in enumerate(zip(reference.prompts, outputs[run.key]))}
         report = evaluate_motion(
             reference.frames, generated, tracker, tracker_description, static_threshold,
             clip_scorer=models.clip_scorer, temporal_pairs=models.temporal_pairs,
@@ -127,12 +235,17 @@ def run_benchmark(
         )
         fid = report["mean"].get("fid")
         for video in report["videos"]:
-            rows.append({"method": entry.label, "motion": reference.name, "seed": seed, **video, "fid": fid})
+            rows.append({"method": label, "motion": reference.name, "seed": seed, **video, "fid": fid})
         for key, (_, frames) in generated.items():
-            videos[f"{label_slug(entry.label)}/{seed}/{key}"] = frames
+            videos[f"{label_slug(label)}/{seed}/{key}"] = frames
     if work_dir is not None:
-        shutil.rmtree(work_dir, ignore_errors=True)  # every job finished: its checkpoints are not needed
+        shutil.rmtree(work_dir, ignore_errors=True)  # every run evaluated: its videos and checkpoints are not needed
     return pd.DataFrame(rows), videos
+
+
+def _reference_settings(backbone: Backbone, reference: BenchmarkReference) -> dict[str, Any]:
+    return {"backbone": backbone.fingerprint(), "reference": reference.name, "row": dict(reference.row),
+            "features": features_digest(reference.features), "prompts": list(reference.prompts)}
 
 
 def label_slug(label: str) -> str:

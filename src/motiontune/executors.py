@@ -18,12 +18,13 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from motiontune.backbone.loading import Backbone, BackboneSource
-from motiontune.known_keys import check_known_keys
+from motiontune.errors import UserError
+from motiontune.sections import build_section
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ EXECUTORS = ("local", "ray")
 RAY_ADDRESS_VARIABLE = "RAY_ADDRESS"
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(RuntimeError, UserError):
     """The executor cannot run jobs (Ray missing, a cluster that does not answer)."""
 
 
@@ -104,9 +105,7 @@ class RayConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> RayConfig:
-        values = dict(params or {})
-        check_known_keys("ray", values, [item.name for item in fields(cls)])
-        return cls(**values)
+        return build_section(cls, params, "ray")
 
 
 def cluster_address(config: RayConfig) -> str | None:

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from motiontune.backbone.structure import BLOCK_PRESETS
+from motiontune.errors import UserError
 from motiontune.executors import executor_problems
 from motiontune.metrics.clip_scores import missing_local_model
 from motiontune.metrics.configured import evaluate_problems
 from motiontune.methods.embeddings import DEBIAS_MODES
-from motiontune.methods.base import build_method, method_names, recommended_inference, recommended_training
+from motiontune.methods.base import method_config, method_names
 from motiontune.training.customize import training_config_for
 from motiontune.generation.generate import GenerationConfig
 from motiontune.sampling.noise import NOISE_INITS
@@ -19,7 +20,7 @@ from motiontune.generation.reference_inversion import INVERSION_MODELS, INVERSIO
 from motiontune.tracking.registry import registry_generate_problems
 
 
-class ParameterError(ValueError):
+class ParameterError(ValueError, UserError):
     """One or more parameters are invalid; the message lists each as ``section.key: problem``."""
 
 
@@ -51,9 +52,7 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
         # The chosen method's block, and every other method's block given (benchmarks train those too).
         for name in [method, *(name for name in method_names() if name != method and name in train)]:
             options = train.get(name) or {}
-            _check(problems, lambda: build_method(name, options))
-            _check(problems, lambda: recommended_training(name, options))
-            _check(problems, lambda: recommended_inference(name, options))
+            _check(problems, lambda: method_config(name, options))  # options, training and inference blocks
             blocks = options.get("blocks")
             if name == "motion_embeddings" and isinstance(blocks, str) and blocks not in BLOCK_PRESETS:
                 problems.append(f"train.{name}.blocks: '{blocks}' is not a preset ({list(BLOCK_PRESETS)}) or a list of module paths")
@@ -78,6 +77,7 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
             problems += executor_problems(params[section].get("executor", "local"), params.get("ray"), section)
 
     evaluate = params.get("evaluate")
+    problems += world_problems(params)
     if evaluate is not None:
         problems += evaluate_problems(evaluate)  # tracker (CoTracker paths), motion fidelity, unknown keys
     clip = (evaluate or {}).get("clip") or {}
@@ -87,6 +87,41 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
             "(the default is built by `kedro run --pipelines=world_clip`; null skips the CLIP metrics)"
         )
     return list(dict.fromkeys(problems))  # one line per problem, however many checks found it
+
+
+def world_problems(params: Mapping[str, Any]) -> list[str]:
+    """Problems of the sections the world pipelines build settings from (``world`` with its analyser and
+    scoring, ``tiny_backbone``, ``world_backbone``, ``world_clip``, ``world_benchmark``), one line each."""
+    from motiontune.backbone.tiny import TinyBackboneSpec
+    from motiontune.world.analyser import AnalyserConfig
+    from motiontune.world.scoring import ScoringConfig
+    from motiontune.world.spec import WorldSpec
+    from motiontune.world_models.backbone_training import WorldBackboneConfig
+    from motiontune.world_models.benchmark import WorldBenchmarkConfig
+    from motiontune.world_models.clip_training import WorldClipConfig
+    from motiontune.world_models.time_symmetry import TimeSymmetryConfig
+
+    problems: list[str] = []
+    world, tiny = params.get("world"), params.get("tiny_backbone")
+    world_backbone, world_clip, world_benchmark = params.get("world_backbone"), params.get("world_clip"), params.get("world_benchmark")
+    if world is not None:
+        _check(problems, lambda: WorldSpec.from_params(world))
+        _check(problems, lambda: AnalyserConfig.from_params(world.get("analyser")))
+        _check(problems, lambda: ScoringConfig.from_params(world.get("scoring")))
+    if tiny is not None:
+        _check(problems, lambda: TinyBackboneSpec.from_dict(tiny))
+    if world_backbone is not None:
+        _check(problems, lambda: WorldBackboneConfig.from_params(world_backbone.get("training") or {}))
+        competence = world_backbone.get("competence") or {}
+        _check(problems, lambda: TimeSymmetryConfig.from_params(competence.get("time_symmetry") or {}))
+    if world_clip is not None:
+        _check(problems, lambda: WorldClipConfig.from_params(world_clip.get("training") or {}))
+    if world_benchmark is not None:
+        try:
+            _check(problems, lambda: WorldBenchmarkConfig.from_params(world_benchmark))
+        except KeyError as error:
+            problems.append(f"world_benchmark.{error.args[0]}: missing (see conf/base/parameters_world_benchmark.yml)")
+    return problems
 
 
 def check_parameters(params: Mapping[str, Any]) -> None:

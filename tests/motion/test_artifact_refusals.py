@@ -44,7 +44,7 @@ def tampered(artifact: MotionArtifact, change) -> MotionArtifact:
 
 
 def first_key(tensors):
-    return sorted(tensors)[0]
+    return min(tensors)
 
 
 CASES = {

@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 from motiontune.methods.lora import LoraAdapter, attached_from_timestep
 from motiontune.methods.base import build_method, method_class
 
-from motion_helpers import FRAMES, PIXELS, random_reference
+from motion_helpers import FRAMES, PIXELS
 
 pytestmark = pytest.mark.usefixtures("restore_unet")
 

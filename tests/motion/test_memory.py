@@ -11,7 +11,8 @@ import torch.nn.functional as F
 import yaml
 
 from motiontune.methods.attention import MotionEmbeddingAttnProcessor, broadcast_over_batch
-from motiontune.training.memory import CheckpointedBlock, frozen_parameters_with_grad, gradient_checkpointing
+from motiontune.training.guards import frozen_parameters_with_grad
+from motiontune.training.memory import CheckpointedBlock, gradient_checkpointing
 from motiontune.methods.base import TrainingBatch
 from motiontune.methods.motion_embeddings import MotionEmbeddingsMethod
 from motiontune.training.loop import TrainingConfig, _run_fingerprint, train_motion

@@ -23,7 +23,7 @@ def reference():
 
 def structure(unet):
     return (
-        {name: module for name, module in unet.named_modules()},
+        dict(unet.named_modules()),
         {name: (parameter, parameter.detach().clone()) for name, parameter in unet.named_parameters()},
     )
 
@@ -176,7 +176,7 @@ def test_gradient_checkpointing_trains_identically(tiny_backbone, reference):
     """Checkpointed blocks are recomputed in backward, after the LoRA was detached: results must not change."""
     results = []
     for checkpointing in (False, True):
-        method = MotionDirectorMethod(rank=4, **{"spatial_skip_probability": 0.0})
+        method = MotionDirectorMethod(rank=4, spatial_skip_probability=0.0)
         method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
         with torch.no_grad():
             for parameter in method.trainable_parameters():

@@ -15,7 +15,8 @@ from motiontune.methods.attention_maps import (
 )
 from motiontune.training.customize import applied_motion, learn_motion
 from motiontune.methods.base import TrainingBatch, build_method, recommended_training
-from motiontune.methods.motion_matcher import MotionMatcherMethod, ddim_step
+from motiontune.methods.motion_matcher import MotionMatcherMethod
+from motiontune.sampling.ddim import ddim_step
 from motiontune.training.loop import TrainingConfig, train_motion
 
 from motion_helpers import FRAMES, PIXELS, quick_config as quick, random_reference, unet_output
@@ -31,7 +32,7 @@ def reference():
 def structure(unet):
     """Everything `applied` or training may touch: module objects, parameter objects and values, processors."""
     return (
-        {name: module for name, module in unet.named_modules()},
+        dict(unet.named_modules()),
         {name: (parameter, parameter.detach().clone()) for name, parameter in unet.named_parameters()},
         {name: type(module.processor) for name, module in unet.named_modules() if hasattr(module, "set_processor")},
     )
@@ -212,7 +213,7 @@ def test_gradient_checkpointing_trains_identically(tiny_backbone, reference):
     """Checkpointed blocks are recomputed in backward, after the LoRA was detached: results must not change."""
     results = []
     for checkpointing in (False, True):
-        method = MotionMatcherMethod(rank=4, **{})
+        method = MotionMatcherMethod(rank=4)
         method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
         with torch.no_grad():
             for parameter in method.trainable_parameters():

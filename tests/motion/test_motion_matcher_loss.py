@@ -7,7 +7,8 @@ from diffusers import DDPMScheduler
 
 from motiontune.methods.attention_maps import motion_attention_features
 from motiontune.methods.base import TrainingBatch
-from motiontune.methods.motion_matcher import MotionMatcherMethod, ddim_step
+from motiontune.methods.motion_matcher import MotionMatcherMethod
+from motiontune.sampling.ddim import ddim_step
 
 from motion_helpers import FRAMES, PIXELS, random_reference
 

@@ -9,15 +9,15 @@ import torch
 
 from motiontune.methods.artifact import MANIFEST_FILE, load_motion_artifact, save_motion_artifact
 from motiontune.training.customize import learn_motion
-from motiontune.training.loop import (
+from motiontune.training.checkpoint import (
     GRAD_SCALER_SCALE,
-    TrainingConfig,
-    TrainingResult,
-    _load_checkpoint,
-    _save_checkpoint,
     grad_scaler_state,
+    load_checkpoint,
+    parameter_weights,
     restore_grad_scaler,
+    save_checkpoint,
 )
+from motiontune.training.loop import TrainingConfig
 
 FRAMES, PIXELS = 4, 32
 
@@ -73,13 +73,15 @@ def test_grad_scaler_state_round_trips_through_a_checkpoint(tmp_path):
     assert saved["scale"] == 2.0**10 * 0.25 and saved["_growth_tracker"] == 1  # it did back off and count
     path = tmp_path / "checkpoint.safetensors"
     generator = torch.Generator().manual_seed(0)
-    _save_checkpoint(path, "run", 3, [parameter], optimizer, generator, TrainingResult(loss_history=[1.0, 2.0, 3.0]), scaler)
+    save_checkpoint(path, "run", 3, weights=parameter_weights([parameter]), optimizer=optimizer, generator=generator,
+                    loss_history=[1.0, 2.0, 3.0], scaler=scaler)
 
     fresh = torch.amp.GradScaler("cpu")  # built with the defaults, as a resumed run builds it
     fresh_parameter = torch.nn.Parameter(torch.zeros(3))
     fresh_optimizer = torch.optim.SGD([fresh_parameter], lr=0.1)
-    step = _load_checkpoint(path, "run", [fresh_parameter], fresh_optimizer, torch.Generator(), TrainingResult(), fresh)
-    assert step == 3 and fresh.state_dict() == saved
+    resumed = load_checkpoint(path, "run", weights=parameter_weights([fresh_parameter]), optimizer=fresh_optimizer,
+                              generator=torch.Generator(), scaler=fresh)
+    assert resumed.step == 3 and resumed.loss_history == [1.0, 2.0, 3.0] and fresh.state_dict() == saved
 
     # and the restored scaler goes on exactly like the original: grows after growth_interval clean steps
     for resumed in (scaler, fresh):
@@ -105,12 +107,13 @@ def test_grad_scaler_helpers_without_a_scaler_or_without_saved_state(tmp_path, c
     parameter = torch.nn.Parameter(torch.ones(3))
     optimizer = torch.optim.SGD([parameter], lr=0.1)
     path = tmp_path / "checkpoint.safetensors"
-    _save_checkpoint(path, "run", 1, [parameter], optimizer, torch.Generator(), TrainingResult(loss_history=[1.0]))
+    save_checkpoint(path, "run", 1, weights=parameter_weights([parameter]), optimizer=optimizer, generator=torch.Generator(), loss_history=[1.0])
     from safetensors.torch import load_file
 
     assert not any(key.startswith("grad_scaler") for key in load_file(str(path)))
     fresh = torch.amp.GradScaler("cpu", init_scale=8.0)
-    with caplog.at_level(logging.WARNING, logger="motiontune.training.loop"):
-        assert _load_checkpoint(path, "run", [parameter], optimizer, torch.Generator(), TrainingResult(), fresh) == 1
+    with caplog.at_level(logging.WARNING, logger="motiontune.training.checkpoint"):
+        resumed = load_checkpoint(path, "run", weights=parameter_weights([parameter]), optimizer=optimizer, generator=torch.Generator(), scaler=fresh)
+        assert resumed.step == 1
     assert "holds no GradScaler state" in caplog.text
     assert fresh.get_scale() == 8.0

@@ -17,7 +17,7 @@ import yaml
 
 VIDEO = {"num_frames": 8, "height": 64, "width": 64, "fps": 8}
 INGEST = {
-    "entries": ["ball_right"], "frames_fps": 8, "resample_to_fps": True, 
+    "entries": ["ball_right"], "frames_fps": 8, "resample_to_fps": True,
     "rules": {"min_fps": 1.0, "max_fps": 240.0, "min_side": 16, "max_side": 8192},
 }
 

@@ -130,7 +130,7 @@ def small_run(project: Path, hook, on_train_start=None, extra_hooks=()) -> tuple
     shutil.copy2(Path(__file__).resolve().parents[2] / "conf/base/mlflow.yml", conf / "base/mlflow.yml")
     loader = OmegaConfigLoader(conf_source=str(conf), base_env="base", default_run_env="local",
                                custom_resolvers={"oc.env": oc.env}, config_patterns={"mlflow": ["mlflow*", "mlflow*/**"]})
-    context = SimpleNamespace(config_loader=loader, project_path=project, _package_name="motiontune", _get_config_credentials=lambda: {})
+    context = SimpleNamespace(config_loader=loader, project_path=project, _package_name="motiontune", _get_config_credentials=dict)
 
     manager = _create_hook_manager()
     for item in (hook, *extra_hooks):

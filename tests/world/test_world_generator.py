@@ -256,8 +256,8 @@ def test_conf_documents_the_defaults() -> None:
         ({"height": 16}, "height"),
         ({"object": {"size_range": [0.5, 0.6]}}, "does not fit"),
         ({"motion": {"speeds": {"warp": 0.3}, "zigzag_speed": "warp"}}, "unknown speed"),
-        ({"colour": ["red"]}, "unknown keys"),
-        ({"motion": {"zoom": 2.0}}, "unknown keys"),
+        ({"colour": ["red"]}, r"world\.colour: unknown key \(did you mean 'colours'\?\)"),
+        ({"motion": {"zoom": 2.0}}, r"world\.motion\.zoom: unknown key"),
     ],
 )
 def test_bad_world_parameters_fail_with_a_clear_message(params: dict, message: str) -> None:

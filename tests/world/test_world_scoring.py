@@ -166,5 +166,5 @@ def test_no_object_scores_zero(world_spec: WorldSpec) -> None:
 
 def test_scoring_config_rejects_unknown_keys() -> None:
     assert ScoringConfig.from_params(None) == ScoringConfig()
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match=r"world\.scoring\.static: unknown key"):
         ScoringConfig.from_params({"static": 1.0})

@@ -11,12 +11,14 @@ from typing import Any
 
 import torch
 
+from motiontune.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
-class BackboneError(ValueError):
+class BackboneError(ValueError, UserError):
     """A backbone cannot be loaded, or an artifact does not fit it."""
 
 

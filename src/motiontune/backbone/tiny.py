@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from motiontune.backbone.tokenizer import write_clip_tokenizer
+from motiontune.sections import build_section
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,10 @@ class TinyBackboneSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TinyBackboneSpec:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"tiny_backbone: unknown keys {unknown}; known keys are {sorted(known)}")
-        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        if isinstance(converted.get("vocabulary"), str):
-            converted["vocabulary"] = tuple(converted["vocabulary"].split())
-        return cls(**converted)
+        values = dict(values)
+        if isinstance(values.get("vocabulary"), str):
+            values["vocabulary"] = values["vocabulary"].split()
+        return build_section(cls, values, "tiny_backbone")
 
 
 def build_tiny_backbone(out_dir: Path, spec: TinyBackboneSpec) -> Path:

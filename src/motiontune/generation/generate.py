@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
-from motiontune.known_keys import check_known_keys
+from motiontune.sections import build_section
 from motiontune.methods.artifact import MotionArtifact
 from motiontune.training.customize import applied_motion, check_artifact_fits
 from motiontune.sampling.ddim import ddim_sample, guided_noise_prediction
@@ -62,8 +62,7 @@ class GenerationConfig:
     def from_params(cls, generate: Mapping[str, Any], section: str = "generate") -> GenerationConfig:
         """The sampling settings out of the ``generate`` parameters (which also say what to generate from:
         :data:`GENERATE_SOURCE_KEYS`); any other key is an error naming the closest known one."""
-        check_known_keys(section, generate, (*GENERATION_OPTIONS, *GENERATE_SOURCE_KEYS, EXECUTOR_KEY))
-        return cls(**{key: generate[key] for key in GENERATION_OPTIONS if key in generate})
+        return build_section(cls, generate, section, other_keys=(*GENERATE_SOURCE_KEYS, EXECUTOR_KEY))
 
     def given_inference_options(self) -> dict[str, Any]:
         """The :data:`INFERENCE_OPTIONS` this config sets (not None): they override the artifact's defaults."""

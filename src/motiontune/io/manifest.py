@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from motiontune.errors import UserError
+
 NAME_PATTERN = re.compile(r"[a-z0-9_-]+")
 ENTRY_KEYS: tuple[str, ...] = ("name", "path", "prompt", "train_prompt", "target_prompts", "fps")
 CSV_PROMPT_SEPARATOR = "|"
 
 
-class ManifestError(ValueError):
+class ManifestError(ValueError, UserError):
     """The manifest's structure is wrong; the message names the entry and the rule."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from motiontune.errors import UserError
 from motiontune.io.manifest import ManifestEntry
 from motiontune.io.video import probe_video
 
@@ -49,7 +50,7 @@ class VideoRules:
     max_aspect_ratio: float = 4.0
 
 
-class VideoValidationError(ValueError):
+class VideoValidationError(ValueError, UserError):
     """Raised with every problem found; first line counts them, one problem per line after."""
 
     def __init__(self, messages: Sequence[str]) -> None:

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from motiontune.errors import UserError
 from motiontune.io.atomic import write_atomically
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif")
@@ -32,7 +33,7 @@ FRAME_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
 _MAX_FPS_DENOMINATOR = 1001
 
 
-class VideoInputError(ValueError):
+class VideoInputError(ValueError, UserError):
     """A reference video breaks a rule; ``str(err)`` is ``"<path>: <rule>"``."""
 
     def __init__(self, path: str | os.PathLike[str], rule: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from motiontune.errors import UserError
 from motiontune.io.atomic import write_atomically
 
 TENSORS_FILE = "motion.safetensors"
@@ -37,7 +38,7 @@ REQUIRED_MANIFEST_KEYS = (
 )
 
 
-class ArtifactError(ValueError):
+class ArtifactError(ValueError, UserError):
     """A motion artifact is missing, incomplete, tampered with or does not fit."""
 
 

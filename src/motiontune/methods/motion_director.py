@@ -17,7 +17,7 @@ The step's loss is the sum of both paths. At inference only the temporal LoRA is
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any

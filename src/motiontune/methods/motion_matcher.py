@@ -11,7 +11,7 @@ gradients; the predicted branch's maps depend on the LoRA weights only through t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,38 +30,9 @@ from motiontune.methods.attention_maps import (
 from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
 from motiontune.methods.base import MotionMethod, TrainingBatch, register_method
 from motiontune.methods.config import InferenceDefaults, LoraMethodConfig, TrainingDefaults
+from motiontune.sampling.ddim import ddim_step
 
 ADAPTER_NAME = "motionmatcher"
-
-
-def ddim_step(
-    alphas_cumprod: torch.Tensor,
-    sample: torch.Tensor,
-    prediction: torch.Tensor,
-    timesteps: torch.Tensor,
-    previous_timesteps: torch.Tensor,
-    prediction_type: str = "epsilon",
-) -> torch.Tensor:
-    """One deterministic DDIM step (eta = 0) from x_t to x_{t'} for each video of the batch.
-
-    ``sample``, ``prediction``: (B, C, F, h, w); ``timesteps``, ``previous_timesteps``: (B,), t' < t (t' < 0
-    means the clean end, alpha = 1). ``prediction`` is the noise, or the velocity for ``v_prediction``.
-    """
-    alphas = alphas_cumprod.to(device=sample.device, dtype=torch.float32)
-    alpha = alphas[timesteps].view(-1, 1, 1, 1, 1)
-    alpha_previous = torch.where(
-        previous_timesteps >= 0, alphas[previous_timesteps.clamp(min=0)], torch.ones_like(alphas[timesteps])
-    ).view(-1, 1, 1, 1, 1)
-    sample_float, prediction_float = sample.float(), prediction.float()
-    if prediction_type == "epsilon":
-        epsilon = prediction_float
-        clean = (sample_float - (1 - alpha).sqrt() * epsilon) / alpha.sqrt()
-    elif prediction_type == "v_prediction":
-        clean = alpha.sqrt() * sample_float - (1 - alpha).sqrt() * prediction_float
-        epsilon = alpha.sqrt() * prediction_float + (1 - alpha).sqrt() * sample_float
-    else:
-        raise ValueError(f"scheduler prediction_type '{prediction_type}' is not supported")
-    return (alpha_previous.sqrt() * clean + (1 - alpha_previous).sqrt() * epsilon).to(sample.dtype)
 
 
 @dataclass(frozen=True)

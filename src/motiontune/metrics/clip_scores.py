@@ -22,6 +22,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
+from motiontune.errors import UserError
+
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 # open_clip's name for the same architecture/weights as DEFAULT_CLIP_MODEL.
 DEFAULT_OPEN_CLIP_MODEL = "ViT-B-32"
@@ -31,7 +33,7 @@ PAIR_MODES: tuple[str, ...] = ("all", "consecutive")
 PairMode = Literal["all", "consecutive"]
 
 
-class ClipModelNotFoundError(FileNotFoundError):
+class ClipModelNotFoundError(FileNotFoundError, UserError):
     """The configured CLIP model is neither a local directory nor loadable from the hub/cache."""
 
 

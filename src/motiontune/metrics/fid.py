@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from motiontune.errors import UserError
 from motiontune.io.atomic import write_atomically
 from motiontune.io.video import FRAME_SUFFIXES, VIDEO_SUFFIXES, read_video
 
@@ -45,7 +46,7 @@ FID_SKIPPED_NO_WEIGHTS = "FID skipped: no Inception weights configured (evaluate
 FID_SKIPPED_NO_REFERENCE = "FID skipped: no reference image set configured (evaluate.fid.reference_dir)"
 
 
-class InsufficientSamplesError(ValueError):
+class InsufficientSamplesError(ValueError, UserError):
     """Too few images on one side to estimate feature statistics."""
 
 

@@ -10,27 +10,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset
 
-from motiontune.parameters import ParameterError, check_parameters
+from motiontune.parameters import check_parameters
 from motiontune.tracking import health
 
 logger = logging.getLogger(__name__)
 
 
-class InvalidParametersError(click.ClickException, ParameterError):
-    """A :class:`ParameterError` that ``kedro run`` reports as its message and exit status 1, no traceback."""
-
-
 class ParameterCheckHooks:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        try:
-            check_parameters(catalog.load("parameters"))
-        except ParameterError as error:
-            raise InvalidParametersError(str(error)) from None
+        # A ParameterError is a UserError: ``kedro run`` (motiontune/cli.py) ends with its message and exit status 2.
+        check_parameters(catalog.load("parameters"))
 
 
 class ResilientMlflowHook:

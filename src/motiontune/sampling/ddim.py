@@ -45,6 +45,29 @@ def _ddim_move(sample: torch.Tensor, epsilon: torch.Tensor, alpha_from: torch.Te
     return alpha_to.sqrt() * predicted_x0 + (1 - alpha_to).sqrt() * epsilon
 
 
+def ddim_step(
+    alphas_cumprod: torch.Tensor,
+    sample: torch.Tensor,
+    prediction: torch.Tensor,
+    timesteps: torch.Tensor,
+    previous_timesteps: torch.Tensor,
+    prediction_type: str = "epsilon",
+) -> torch.Tensor:
+    """One deterministic DDIM step (eta = 0) from x_t to x_{t'} for each video of the batch, in float32.
+
+    ``sample``, ``prediction``: (B, C, F, h, w); ``timesteps``, ``previous_timesteps``: (B,), t' < t (t' < 0
+    means the clean end, alpha = 1). ``prediction`` is the noise, or the velocity for ``v_prediction``.
+    """
+    alphas = alphas_cumprod.to(device=sample.device, dtype=torch.float32)
+    alpha = alphas[timesteps].view(-1, 1, 1, 1, 1)
+    alpha_previous = torch.where(
+        previous_timesteps >= 0, alphas[previous_timesteps.clamp(min=0)], torch.ones_like(alphas[timesteps])
+    ).view(-1, 1, 1, 1, 1)
+    sample_float = sample.float()
+    epsilon = _prediction_to_epsilon(prediction.float(), sample_float, alpha, prediction_type)
+    return _ddim_move(sample_float, epsilon, alpha, alpha_previous).to(sample.dtype)
+
+
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

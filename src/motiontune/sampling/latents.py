@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from motiontune.backbone.loading import Backbone
+from motiontune.errors import UserError
 
 
-class PromptError(ValueError):
+class PromptError(ValueError, UserError):
     """A prompt the text encoder cannot take."""
 
 

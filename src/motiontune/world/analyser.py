@@ -31,12 +31,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
+from motiontune.sections import build_section
 from motiontune.world.motions import MotionPlan, MotionTruth
 from motiontune.world.rendering import make_background, render_clip
 from motiontune.world.spec import BackgroundSettings, WorldSpec
@@ -129,15 +130,8 @@ class AnalyserConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> AnalyserConfig:
         """Build from ``world.analyser`` parameters (None = defaults; unknown keys raise)."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"world.analyser: unknown keys {unknown}; known: {sorted(known)}")
         # YAML lists become tuples, so the config stays hashable (it keys the calibration cache).
-        return cls(
-            **{key: tuple(value) if isinstance(value, list) else value for key, value in params.items()}
-        )
+        return build_section(cls, params, "world.analyser")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from motiontune.errors import UserError
 from motiontune.world.vocabulary import (
     DIRECTION_WORDS,
     SPEED_ADVERBS,
@@ -38,7 +39,7 @@ Params = Mapping[str, ParamValue]
 _CANVAS_PAD = 2
 
 
-class WorldGeometryError(ValueError):
+class WorldGeometryError(ValueError, UserError):
     """The requested motion cannot keep the object inside the frame."""
 
 

@@ -14,11 +14,12 @@ Three kinds of checks (seed 002's evaluation axes, made exact by the world's gro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from motiontune.sections import build_section
 from motiontune.metrics.motion_fidelity import displacements, resample_positions, track_correlation
 from motiontune.world.analyser import CAMERA_UNKNOWN, VideoAnalysis
 from motiontune.world.captions import expected_truth, parse_caption
@@ -47,12 +48,7 @@ class ScoringConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> ScoringConfig:
         """Build from ``world.scoring`` parameters (None = defaults; unknown keys raise)."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"world.scoring: unknown keys {unknown}; known: {sorted(known)}")
-        return cls(**params)
+        return build_section(cls, params, "world.scoring")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ Every length is a fraction of the shorter frame side, so one configuration works
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from motiontune.sections import build_section
 from motiontune.world.motions import MOTION_FAMILIES, infeasible_motions
 from motiontune.world.vocabulary import (
     AXIS_DIRECTIONS,
@@ -166,30 +167,7 @@ class WorldSpec:
         params = dict(params)
         params.pop("analyser", None)  # the analyser's own section (AnalyserConfig)
         params.pop("scoring", None)
-        nested = {"object": ObjectSettings, "motion": MotionSettings, "background": BackgroundSettings}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"world: unknown keys {unknown}; known: {sorted(known)}")
-        kwargs: dict[str, Any] = {}
-        for key, value in params.items():
-            if key in nested:
-                kwargs[key] = settings_from_params(f"world.{key}", nested[key], value or {})
-            elif isinstance(value, list):
-                kwargs[key] = tuple(value)
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)
-
-
-def settings_from_params(section: str, settings_cls: type, values: Mapping[str, Any]) -> Any:
-    """A nested settings dataclass from a mapping; lists become tuples, unknown keys raise."""
-    known = {f.name for f in fields(settings_cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{section}: unknown keys {unknown}; known: {sorted(known)}")
-    converted = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
-    return settings_cls(**converted)
+        return build_section(cls, params, "world")
 
 
 def spec_problems(spec: WorldSpec) -> list[str]:

@@ -18,16 +18,15 @@ Staged, because the latents must be fixed before the diffusion model learns them
    optimizer, a constant learning rate, a faster average and its own seed. Measured on the committed backbone,
    600 such steps after 1800 raised its colour accuracy from 0.54 to 0.88 (README, "The motion world").
 
-Everything is drawn from one seeded generator, and checkpoints (safetensors) in ``work_dir`` let a
-killed run resume where it stopped with the same result.
+Everything is drawn from one seeded generator, and checkpoints in ``work_dir`` (the training package's, as the
+motion methods' loop writes them: :mod:`motiontune.training.checkpoint`) let a killed run resume where it
+stopped with the same result.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -38,16 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 from motiontune.io.atomic import replace_folder, write_atomically
+from motiontune.training.checkpoint import fingerprint, load_checkpoint, module_weights, save_checkpoint
 from motiontune.training.schedules import warmup_cosine_share
+from motiontune.training.steps import run_steps
 from motiontune.world.captions import appearance_caption, world_vocabulary
 from motiontune.world.generator import sample_world
-from motiontune.world.spec import WorldSpec, settings_from_params
+from motiontune.sections import build_section
+from motiontune.world.spec import WorldSpec
 
 logger = logging.getLogger(__name__)
 
@@ -98,78 +97,23 @@ class WorldBackboneConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldBackboneConfig:
         values = dict(params)
-        nested = {"vae": VaeStage, "diffusion": DiffusionStage, "refine": DiffusionStage}
-        for key, stage_cls in nested.items():
-            values[key] = settings_from_params(f"world_backbone.{key}", stage_cls, values.get(key) or {})
-        config = settings_from_params("world_backbone", cls, values)
-        problems = []
-        if config.clips < 1:
-            problems.append(f"world_backbone.clips: must be at least 1, got {config.clips}")
-        for name in nested:
-            stage = getattr(config, name)
+        for stage in ("vae", "diffusion", "refine"):  # a stage left out takes its stage class's defaults
+            values[stage] = values.get(stage) or {}
+        return build_section(cls, values, "world_backbone")
+
+    def problems(self) -> list[str]:
+        """Range errors, one line each (:func:`~motiontune.sections.build_section` raises them together)."""
+        problems = [] if self.clips >= 1 else [f"clips: must be at least 1, got {self.clips}"]
+        for name in ("vae", "diffusion", "refine"):
+            stage = getattr(self, name)
             if stage.steps < 0 or stage.batch_size < 1 or stage.learning_rate <= 0:
-                problems.append(f"world_backbone.{name}: steps >= 0, batch_size >= 1 and learning_rate > 0 are required")
+                problems.append(f"{name}: steps >= 0, batch_size >= 1 and learning_rate > 0 are required")
         for name in ("diffusion", "refine"):
-            stage = getattr(config, name)
+            stage = getattr(self, name)
             shares = stage.empty_caption_share + stage.appearance_caption_share
             if not 0 <= shares <= 1:
-                problems.append(f"world_backbone.{name}: caption shares must add up to at most 1, got {shares}")
-        if problems:
-            raise ValueError("invalid parameters:\n  " + "\n  ".join(problems))
-        return config
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def _save_state(path: Path, step: int, fingerprint: str, modules: Mapping[str, torch.nn.Module],
-                optimizer: torch.optim.Optimizer, generator: torch.Generator, extra: Mapping[str, torch.Tensor]) -> None:
-    tensors: dict[str, torch.Tensor] = {"rng_state": generator.get_state()}
-    for prefix, module in modules.items():
-        for name, value in module.state_dict().items():
-            tensors[f"{prefix}.{name}"] = value.detach().cpu().contiguous()
-    optimizer_state = optimizer.state_dict()
-    for index, state in optimizer_state["state"].items():
-        for key, value in state.items():
-            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors.update({key: value.detach().cpu().contiguous() for key, value in extra.items()})
-    groups = [{k: v for k, v in group.items() if k != "params"} for group in optimizer_state["param_groups"]]
-    metadata = {"step": str(step), "fingerprint": fingerprint, "param_groups": json.dumps(groups)}
-    write_atomically(path, lambda p: save_file(tensors, str(p), metadata=metadata))
-
-
-def _load_state(path: Path, fingerprint: str, modules: Mapping[str, torch.nn.Module],
-                optimizer: torch.optim.Optimizer, generator: torch.Generator) -> tuple[int, dict[str, torch.Tensor]]:
-    """Restore a checkpoint made with the same fingerprint; returns (step, remaining tensors)."""
-    if not path.exists():
-        return 0, {}
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    if metadata.get("fingerprint") != fingerprint:
-        logger.warning("Ignoring checkpoint %s: it was made with other settings", path)
-        return 0, {}
-    tensors = load_file(str(path))
-    for prefix, module in modules.items():
-        state = {key[len(prefix) + 1:]: tensors.pop(key) for key in list(tensors) if key.startswith(prefix + ".")}
-        module.load_state_dict(state)
-    optimizer_state = optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key in [k for k in tensors if k.startswith("optimizer.")]:
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = tensors.pop(key)
-    groups = json.loads(metadata["param_groups"])
-    for group, saved in zip(optimizer_state["param_groups"], groups):
-        group.update(saved)
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer_state["param_groups"]})
-    generator.set_state(tensors.pop("rng_state"))
-    step = int(metadata["step"])
-    logger.info("Resuming %s at step %d", path.name, step)
-    return step, tensors
-
-
-def _fingerprint(*parts: Any) -> str:
-    blob = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+                problems.append(f"{name}: caption shares must add up to at most 1, got {shares}")
+        return problems
 
 
 # --------------------------------------------------------------------------- stages
@@ -180,30 +124,13 @@ def _frames_to_unit(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def _run_steps(
-    name: str,
-    total: int,
-    start: int,
-    step_fn: Callable[[int], float],
-    save: Callable[[int], None],
-    config: WorldBackboneConfig,
-    history: list[float],
-) -> None:
-    bar = tqdm(total=total, initial=start, desc=name, disable=not config.progress_bar, mininterval=5)
-    started = time.monotonic()
-    for step in range(start, total):
-        loss = step_fn(step)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"{name}: loss became {loss} at step {step}; lower the learning rate")
-        history.append(loss)
-        bar.update(1)
-        if (step + 1) % config.log_every == 0:
-            recent = float(np.mean(history[-config.log_every:]))
-            bar.set_postfix(loss=f"{recent:.4f}")
-            logger.info("%s step %d/%d loss %.5f (%.1f s)", name, step + 1, total, recent, time.monotonic() - started)
-        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < total:
-            save(step + 1)
-    bar.close()
+def _run_stage(name: str, total: int, start: int, step_fn: Callable[[int], float], save: Callable[[int], None],
+               config: WorldBackboneConfig, history: list[float]) -> None:
+    """A stage's steps: the shared step loop with this trainer's reporting (every ``log_every`` steps, logged) and
+    checkpoints (every ``checkpoint_every`` steps, none after the last: the stage's result follows at once)."""
+    run_steps(name, total, step_fn, history=history, start=start, progress_bar=config.progress_bar,
+              checkpoint_every=config.checkpoint_every, save=save, save_last=False, report_every=config.log_every,
+              log_progress=True, bar_interval=5)
 
 
 def train_vae(vae: Any, frames: np.ndarray, config: WorldBackboneConfig, work_dir: Path, fingerprint: str) -> list[float]:
@@ -215,10 +142,9 @@ def train_vae(vae: Any, frames: np.ndarray, config: WorldBackboneConfig, work_di
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=stage.learning_rate)
     checkpoint = work_dir / "vae_checkpoint.safetensors"
-    history: list[float] = []
-    start, extra = _load_state(checkpoint, fingerprint, {"vae": vae}, optimizer, generator)
-    if start:
-        history = extra["loss_history"].tolist()
+    weights = module_weights({"vae": vae})
+    resumed = load_checkpoint(checkpoint, fingerprint, weights=weights, optimizer=optimizer, generator=generator)
+    start, history = (resumed.step, resumed.loss_history) if resumed else (0, [])
     vae.train()
 
     def step_fn(step: int) -> float:
@@ -234,10 +160,9 @@ def train_vae(vae: Any, frames: np.ndarray, config: WorldBackboneConfig, work_di
         return loss.item()
 
     def save(step: int) -> None:
-        _save_state(checkpoint, step, fingerprint, {"vae": vae}, optimizer, generator,
-                    {"loss_history": torch.tensor(history, dtype=torch.float64)})
+        save_checkpoint(checkpoint, fingerprint, step, weights=weights, optimizer=optimizer, generator=generator, loss_history=history)
 
-    _run_steps("vae", stage.steps, start, step_fn, save, config, history)
+    _run_stage("vae", stage.steps, start, step_fn, save, config, history)
     vae.eval()
     return history
 
@@ -311,12 +236,12 @@ def train_diffusion(
     ema = _Ema(parameters, stage.ema_decay)
     generator = torch.Generator().manual_seed(seed + 1)
     checkpoint = work_dir / f"{name}_checkpoint.safetensors"
-    history: list[float] = []
-    start, extra = _load_state(checkpoint, fingerprint, {"unet": unet, "text_encoder": text_encoder}, optimizer, generator)
-    if start:
-        history = extra.pop("loss_history").tolist()
+    weights = module_weights({"unet": unet, "text_encoder": text_encoder})
+    resumed = load_checkpoint(checkpoint, fingerprint, weights=weights, optimizer=optimizer, generator=generator)
+    start, history = (resumed.step, resumed.loss_history) if resumed else (0, [])
+    if resumed:
         for index, shadow in enumerate(ema.shadow):
-            shadow.copy_(extra[f"ema.{index}"])
+            shadow.copy_(resumed.extra[f"ema.{index}"])
     unet.train()
     text_encoder.train()
 
@@ -349,11 +274,10 @@ def train_diffusion(
         return loss.item()
 
     def save(step: int) -> None:
-        extra_tensors = {f"ema.{i}": shadow for i, shadow in enumerate(ema.shadow)}
-        extra_tensors["loss_history"] = torch.tensor(history, dtype=torch.float64)
-        _save_state(checkpoint, step, fingerprint, {"unet": unet, "text_encoder": text_encoder}, optimizer, generator, extra_tensors)
+        save_checkpoint(checkpoint, fingerprint, step, weights=weights, optimizer=optimizer, generator=generator,
+                        loss_history=history, extra={f"ema.{i}": shadow for i, shadow in enumerate(ema.shadow)})
 
-    _run_steps(name, stage.steps, start, step_fn, save, config, history)
+    _run_stage(name, stage.steps, start, step_fn, save, config, history)
     ema.copy_to_model()
     unet.eval()
     text_encoder.eval()
@@ -399,8 +323,8 @@ def train_world_backbone(
     captions = [(s.caption, appearance_caption(s)) for s in samples]
     logger.info("world: %d training clips of %s", len(samples), clips.shape[1:])
 
-    base = _fingerprint(spec, sized, config.seed, config.clips)
-    vae_fingerprint = _fingerprint(base, config.vae)
+    base = fingerprint(spec, sized, config.seed, config.clips)
+    vae_fingerprint = fingerprint(base, config.vae)
     vae_history = train_vae(vae, clips.reshape(-1, *clips.shape[2:]), config, work_dir, vae_fingerprint)
     vae_seconds = time.monotonic() - started
 
@@ -413,7 +337,7 @@ def train_world_backbone(
         reconstruction = vae.decode(vae.encode(check).latent_dist.mean).sample.clamp(-1, 1)
         reconstruction_psnr = float(10 * torch.log10(4.0 / F.mse_loss(reconstruction, check)))
 
-    diffusion_fingerprint = _fingerprint(base, config.vae, config.diffusion)
+    diffusion_fingerprint = fingerprint(base, config.vae, config.diffusion)
     diffusion_started = time.monotonic()
     diffusion_history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config,
                                         config, work_dir, diffusion_fingerprint)
@@ -422,7 +346,7 @@ def train_world_backbone(
     refine_history: list[float] = []
     if config.refine.steps:
         refine_history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config, config,
-                                         work_dir, _fingerprint(diffusion_fingerprint, config.refine), config.refine, "refine")
+                                         work_dir, fingerprint(diffusion_fingerprint, config.refine), config.refine, "refine")
     refine_seconds = time.monotonic() - refine_started
 
     vae.save_pretrained(staging / "vae")

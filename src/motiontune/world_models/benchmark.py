@@ -28,30 +28,23 @@ what the prompts and the noise give without any learnt motion.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
-from motiontune.benchmark import BenchmarkMethod, bar_chart, label_slug, train_and_generate
-from motiontune.executors import Executor, Job, LocalExecutor, job_work_dir
+from motiontune.benchmark import BenchmarkMethod, PlannedRun, bar_chart, execute_runs, label_slug, method_run, run_name
+from motiontune.executors import Executor, Job, LocalExecutor
 from motiontune.sampling.features import encode_reference
-from motiontune.io.atomic import write_atomically
 from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
-from motiontune.training.customize import training_config_for
 from motiontune.io.prompts import simplify_prompt
 from motiontune.io.references import training_prompts
 from motiontune.generation.generate import GenerationConfig, generate_without_motion, video_id
@@ -237,14 +230,11 @@ def run_world_benchmark(
     run checkpointing under ``work_dir/jobs`` so a retried one resumes); scoring runs here."""
     executor = executor or LocalExecutor()
     handle = executor.job_backbone(backbone)
-    bar = tqdm(total=len(cases) * (len(controls) + len(methods)) * len(config.seeds), desc="world benchmark",
-               disable=not progress)
-    outputs: dict[tuple[str, str, int], list[np.ndarray]] = {}  # (case, label, seed) -> videos
-    pending: list[tuple[tuple[str, str, int], Path | None, str, Job]] = []
+    runs: list[PlannedRun] = []
     for case in cases:
         features: dict[str, Any] = {}
 
-        def reference_features() -> dict[str, Any]:
+        def reference_features(case: BenchmarkCase = case, features: dict[str, Any] = features) -> dict[str, Any]:
             if not features:  # only when some run of this case is not stored yet
                 features.update(encode_reference(backbone, case.reference.frames, *training_prompts(_reference_row(case)),
                                                  config.inversion_steps, progress=False))
@@ -257,36 +247,17 @@ def run_world_benchmark(
         for control in controls:
             for seed in config.seeds:
                 sampling = replace(generation, **{**control.generate, "seed": seed})
-                settings = {**case_settings, "control": control.generate, "sampling": sampling}
-                _plan_run(outputs, pending, work_dir, case.name, control.label, seed, settings, lambda: Job(
-                    f"{case.name}/{label_slug(control.label)}/{seed}", generate_control,
+                key = (case.name, control.label, seed)
+                runs.append(PlannedRun(key, {**case_settings, "control": control.generate, "sampling": sampling},
+                                       lambda key=key, case=case, sampling=sampling, features=reference_features: Job(
+                    run_name(key), generate_control,
                     {"backbone": handle, "prompts": list(case.target_prompts), "shape": case.reference.frames.shape[:3],
-                     "sampling": sampling, "reference": reference_features()}))
+                     "sampling": sampling, "reference": features()})))
         for entry in methods:
-            method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
             for seed in config.seeds:
-                loop = replace(training_config_for(method_params), seed=seed)
-                sampling = replace(generation, **{**entry.generate, "seed": seed})
-                settings = {**case_settings, "method": entry.method, "options": entry.options, "loop": loop, "sampling": sampling}
-                key = f"{case.name}/{label_slug(entry.label)}/{seed}"
-                _plan_run(outputs, pending, work_dir, case.name, entry.label, seed, settings, lambda: Job(
-                    key, train_and_generate,
-                    {"backbone": handle, "method": entry.method, "options": dict(entry.options), "loop": loop,
-                     "features": reference_features(), "row": _reference_row(case), "prompts": list(case.target_prompts),
-                     "sampling": sampling, "checkpoint_dir": job_work_dir(work_dir, "jobs", key, "checkpoints")}))
-    bar.update(len(outputs))  # the runs stored by an earlier, interrupted benchmark
-
-    def store(index: int, videos: list[np.ndarray]) -> None:
-        run, path, fingerprint, _ = pending[index]
-        outputs[run] = videos
-        if path is not None:
-            write_atomically(path, lambda target: save_file({"videos": torch.from_numpy(np.stack(videos))}, str(target),
-                                                            metadata={"fingerprint": fingerprint}), suffix=".safetensors")
-        bar.update(1)
-
-    logger.info("world benchmark: %d runs to do on the %s executor (%d stored)", len(pending), executor.name, len(outputs))
-    executor.run([job for *_, job in pending], on_result=store)
-    bar.close()
+                runs.append(method_run(entry, seed, case.name, train_params, generation, handle, reference_features,
+                                       _reference_row(case), case.target_prompts, case_settings, work_dir))
+    outputs = execute_runs(runs, executor, work_dir, "world benchmark", progress)
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
     for case in cases:
@@ -318,25 +289,6 @@ def generate_control(
     """One control job: the backbone alone generates ``prompts`` as (F, H, W, 3) uint8 videos of ``shape``
     (frames, height, width), sampled as the methods sample (noise init from ``reference``'s inversion)."""
     return generate_without_motion(backbone_in_process(backbone), prompts, *shape, sampling, reference)
-
-
-def _plan_run(
-    outputs: dict[tuple[str, str, int], list[np.ndarray]],
-    pending: list[tuple[tuple[str, str, int], Path | None, str, Job]],
-    work_dir: Path | None, case_name: str, label: str, seed: int, settings: Mapping[str, Any],
-    make_job: Callable[[], Job],
-) -> None:
-    """Put the run's videos in ``outputs`` when ``work_dir`` holds them with the same settings, else its job in
-    ``pending`` (with where to store its videos and their settings fingerprint)."""
-    blob = json.dumps({"label": label, "seed": seed, **settings}, sort_keys=True, default=str)
-    fingerprint = hashlib.sha256(blob.encode("utf-8")).hexdigest()
-    path = Path(work_dir) / case_name / label_slug(label) / f"{seed}.safetensors" if work_dir is not None else None
-    if path is not None and path.exists():
-        with safe_open(str(path), framework="pt") as stored:
-            if (stored.metadata() or {}).get("fingerprint") == fingerprint:
-                outputs[(case_name, label, seed)] = list(stored.get_tensor("videos").numpy())
-                return
-    pending.append(((case_name, label, seed), path, fingerprint, make_job()))
 
 
 def world_summary(results: pd.DataFrame) -> pd.DataFrame:

@@ -32,14 +32,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from motiontune.backbone.tokenizer import write_clip_tokenizer
 from motiontune.io.atomic import replace_folder
 from motiontune.training.schedules import warmup_cosine_share
+from motiontune.training.steps import run_steps
 from motiontune.world.captions import appearance_caption, world_vocabulary
 from motiontune.world.generator import sample_world
-from motiontune.world.spec import WorldSpec, settings_from_params
+from motiontune.sections import build_section
+from motiontune.world.spec import WorldSpec
 from motiontune.world.vocabulary import noun_phrase
 
 logger = logging.getLogger(__name__)
@@ -83,20 +84,18 @@ class WorldClipConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldClipConfig:
-        values = dict(params)
-        values["architecture"] = settings_from_params(
-            "world_clip.training.architecture", WorldClipArchitecture, values.get("architecture") or {})
-        config = settings_from_params("world_clip.training", cls, values)
+        return build_section(cls, params, "world_clip.training")
+
+    def problems(self) -> list[str]:
+        """Range errors, one line each (:func:`~motiontune.sections.build_section` raises them together)."""
         problems = []
-        if config.clips < 1 or config.evaluation_clips < 1:
-            problems.append("clips and evaluation_clips must be at least 1")
-        if config.steps < 0 or config.images_per_class < 1 or config.learning_rate <= 0:
-            problems.append("steps >= 0, images_per_class >= 1 and learning_rate > 0 are required")
-        if not 0 <= config.full_caption_share <= 1:
-            problems.append(f"full_caption_share must be in [0, 1], got {config.full_caption_share}")
-        if problems:
-            raise ValueError("invalid world_clip.training parameters:\n  " + "\n  ".join(problems))
-        return config
+        if self.clips < 1 or self.evaluation_clips < 1:
+            problems.append("clips, evaluation_clips: must be at least 1")
+        if self.steps < 0 or self.images_per_class < 1 or self.learning_rate <= 0:
+            problems.append("steps, images_per_class, learning_rate: steps >= 0, images_per_class >= 1 and learning_rate > 0 are required")
+        if not 0 <= self.full_caption_share <= 1:
+            problems.append(f"full_caption_share: must be in [0, 1], got {self.full_caption_share}")
+        return problems
 
 
 def _image_processor(side: int) -> Any:
@@ -212,8 +211,8 @@ def train_world_clip(out_dir: Path, spec: WorldSpec, config: WorldClipConfig) ->
     positives = labels[:, None] == labels[None, :]
     history: list[float] = []
     model.train()
-    bar = tqdm(range(config.steps), desc="world clip", disable=not config.progress_bar, mininterval=5)
-    for step in bar:
+
+    def step_fn(step: int) -> float:
         for group in optimizer.param_groups:
             # Linear warmup, then cosine decay to 0 (CLIP's schedule).
             group["lr"] = config.learning_rate * warmup_cosine_share(step, config.steps, config.warmup_steps)
@@ -233,13 +232,11 @@ def train_world_clip(out_dir: Path, spec: WorldSpec, config: WorldClipConfig) ->
         optimizer.step()
         with torch.no_grad():
             model.logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
-        history.append(loss.item())
-        if not math.isfinite(history[-1]):
-            raise FloatingPointError(f"world clip: loss became {history[-1]} at step {step}; lower the learning rate")
-        if (step + 1) % config.log_every == 0:
-            recent = float(np.mean(history[-config.log_every:]))
-            bar.set_postfix(loss=f"{recent:.3f}")
-            logger.info("world clip step %d/%d loss %.4f", step + 1, config.steps, recent)
+        return loss.item()
+
+    # No checkpoints (unlike the world backbone's stages): a killed run starts again from step 0.
+    run_steps("world clip", config.steps, step_fn, history=history, progress_bar=config.progress_bar,
+              report_every=config.log_every, log_progress=True, bar_interval=5)
     model.eval()
     model.save_pretrained(staging)
     processor.save_pretrained(staging)

@@ -28,7 +28,8 @@ from motiontune.backbone.loading import Backbone
 from motiontune.sampling.latents import encode_frames, encode_prompts
 from motiontune.world.generator import caption_for, render_sample
 from motiontune.world.motions import MOTION_FAMILIES, matching_param_options
-from motiontune.world.spec import WorldSpec, settings_from_params
+from motiontune.sections import build_section
+from motiontune.world.spec import WorldSpec
 from motiontune.world.vocabulary import opposite_direction
 
 CONDITIONS = ("own_caption", "opposite_direction_word", "reversed_frames", "shuffled_frames")
@@ -49,14 +50,17 @@ class TimeSymmetryConfig:
     def from_params(cls, params: Mapping[str, Any]) -> TimeSymmetryConfig:
         values = dict(params)
         if "timesteps" in values:
-            values["timesteps"] = tuple(int(t) for t in values["timesteps"])
-        config = settings_from_params("world_backbone.competence.time_symmetry", cls, values)
-        if config.family not in MOTION_FAMILIES:
-            raise ValueError(f"world_backbone.competence.time_symmetry.family: unknown family {config.family!r}; "
-                             f"known: {sorted(MOTION_FAMILIES)}")
-        if not 1 <= config.random_latents <= config.clips or not config.timesteps:
-            raise ValueError("world_backbone.competence.time_symmetry: needs 1 <= random_latents <= clips and a timestep")
-        return config
+            values["timesteps"] = [int(t) for t in values["timesteps"]]
+        return build_section(cls, values, "world_backbone.competence.time_symmetry")
+
+    def problems(self) -> list[str]:
+        """Range errors, one line each (:func:`~motiontune.sections.build_section` raises them together)."""
+        problems = []
+        if self.family not in MOTION_FAMILIES:
+            problems.append(f"family: unknown family {self.family!r}; known: {sorted(MOTION_FAMILIES)}")
+        if not 1 <= self.random_latents <= self.clips or not self.timesteps:
+            problems.append("random_latents, clips, timesteps: needs 1 <= random_latents <= clips and a timestep")
+        return problems
 
 
 @torch.no_grad()

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from motiontune.backbone.loading import load_backbone
@@ -56,5 +55,5 @@ def measure_competence(
     # Why direction is at chance or not: whether the denoiser tells a clip from the clip played backwards.
     summary["time_symmetry"] = time_symmetry_report(
         backbone, spec, TimeSymmetryConfig.from_params(competence.get("time_symmetry") or {}))
-    logger.info("world backbone competence: %s", {k: v for k, v in summary.items()})
+    logger.info("world backbone competence: %s", dict(summary))
     return results, summary, {key: VideoClip(frames, float(fps)) for key, frames in videos.items()}
