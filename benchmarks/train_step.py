@@ -279,7 +279,7 @@ def measure_processor(backbone: Backbone, config: dict[str, Any], repeats: int) 
     """Per-call time of the temporal attention at the highest resolution, CFG batch 2."""
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from motiontune.backbone.structure import temporal_blocks
+    from motiontune.backbone.layout import temporal_blocks
     from motiontune.methods.attention import MotionEmbeddingAttnProcessor
 
     block = max((b for b in temporal_blocks(backbone.unet) if b.section in ("down", "up")), key=lambda b: (-b.latent_stride, b.channels))

@@ -84,3 +84,15 @@ def test_the_whole_run_check_covers_the_world_sections():
     assert any(problem.startswith("tiny_backbone.channels: unknown key") for problem in parameter_problems(broken))
     broken = {**params, "world_benchmark": {key: value for key, value in params["world_benchmark"].items() if key != "cases"}}
     assert "world_benchmark.cases: missing (see conf/base/parameters_world_benchmark.yml)" in parameter_problems(broken)
+
+
+def test_the_backbone_section_is_checked_before_anything_loads():
+    from motiontune.parameters import parameter_problems
+
+    video = {"num_frames": 8, "height": 32, "width": 32, "fps": 8}
+    good = {"pretrained_model": "data/06_models/backbones/world-t2v", "dtype": "float32"}
+    assert parameter_problems({"video": video, "backbone": good}) == []
+    assert parameter_problems({"video": video, "backbone": {**good, "dtyp": "float16"}}) == [
+        "backbone.dtyp: unknown key (did you mean 'dtype'?)"]
+    assert parameter_problems({"video": video, "backbone": {**good, "dtype": "float64"}}) == [
+        "backbone.dtype: 'float64' is not one of ['bfloat16', 'float16', 'float32']"]

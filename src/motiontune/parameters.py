@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from motiontune.backbone.structure import BLOCK_PRESETS
+from motiontune.backbone.layout import BLOCK_PRESETS
+from motiontune.backbone.loading import BackboneSettings
 from motiontune.errors import UserError
 from motiontune.executors import executor_problems
 from motiontune.metrics.clip_scores import missing_local_model
@@ -77,6 +78,8 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
             problems += executor_problems(params[section].get("executor", "local"), params.get("ray"), section)
 
     evaluate = params.get("evaluate")
+    if params.get("backbone") is not None:
+        _check(problems, lambda: BackboneSettings.from_params(params["backbone"]))
     problems += world_problems(params)
     if evaluate is not None:
         problems += evaluate_problems(evaluate)  # tracker (CoTracker paths), motion fidelity, unknown keys

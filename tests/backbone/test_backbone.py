@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from motiontune.backbone.loading import BackboneError, load_backbone
-from motiontune.backbone.structure import select_temporal_blocks, temporal_blocks
+from motiontune.backbone.layout import select_temporal_blocks, temporal_blocks
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 
 # ZeroScope v2 576w's unet/config.json architecture keys (public model card config).

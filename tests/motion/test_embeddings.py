@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from motiontune.backbone.structure import select_temporal_blocks
+from motiontune.backbone.layout import select_temporal_blocks
 from motiontune.methods.attention import MotionShapeError, broadcast_over_batch
 from motiontune.methods.embeddings import (
     EmbeddingLayout,

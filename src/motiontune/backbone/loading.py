@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from motiontune.errors import UserError
+from motiontune.sections import build_section
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,34 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     if dtype not in names:
         raise BackboneError(f"backbone.dtype: '{dtype}' is not one of {sorted(names)}")
     return names[dtype]
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """The ``backbone`` parameters (conf/base/parameters_backbone.yml): what :func:`load_backbone` loads."""
+
+    pretrained_model: str
+    revision: str | None = None  # hub revision (branch, tag or commit); None = the default branch
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "float32"  # float32 | float16 | bfloat16
+    local_files_only: bool = False
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> BackboneSettings:
+        return build_section(cls, params, "backbone")
+
+    def problems(self) -> list[str]:
+        """Range errors, one line each (what :func:`resolve_device` and :func:`resolve_dtype` would refuse)."""
+        problems = []
+        for check in (lambda: resolve_device(self.device), lambda: resolve_dtype(self.dtype)):
+            try:
+                check()
+            except BackboneError as error:
+                problems.append(str(error).removeprefix("backbone."))
+        return problems
+
+    def load(self) -> Backbone:
+        return load_backbone(self.pretrained_model, self.revision, self.device, self.dtype, self.local_files_only)
 
 
 def load_backbone(

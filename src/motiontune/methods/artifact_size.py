@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from motiontune.backbone.layout import layout_class
 from motiontune.backbone.loading import Backbone
 from motiontune.methods.base import build_method
 
@@ -54,6 +55,7 @@ class Architecture:
     num_frames: int
     height: int
     width: int
+    unet_class: str = "UNet3DConditionModel"  # the UNet config's _class_name: which backbone layout builds it
 
     @classmethod
     def from_folder(cls, folder: Path, num_frames: int, height: int, width: int, name: str | None = None) -> Architecture:
@@ -68,6 +70,7 @@ class Architecture:
             num_frames=int(num_frames),
             height=int(height),
             width=int(width),
+            unet_class=str(unet_config.get("_class_name", "UNet3DConditionModel")),
         )
 
 
@@ -77,10 +80,8 @@ ZEROSCOPE = Architecture("ZeroScope v2 576w", ZEROSCOPE_UNET_CONFIG, ZEROSCOPE_V
 def meta_backbone(architecture: Architecture) -> Backbone:
     """A :class:`Backbone` whose UNet is built on the meta device (no memory); only the UNet and the VAE's
     ``block_out_channels`` (its scale factor) are real, which is all ``prepare`` reads."""
-    from diffusers import UNet3DConditionModel
-
     with torch.device("meta"):
-        unet = UNet3DConditionModel(**dict(architecture.unet_config))
+        unet = layout_class(architecture.unet_class).build_unet(dict(architecture.unet_config))
     unet.requires_grad_(False)
     vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=list(architecture.vae_block_out_channels)))
     return Backbone(
@@ -95,6 +96,7 @@ def meta_twin(backbone: Backbone) -> Backbone:
     architecture = Architecture(
         name=backbone.id_or_path, unet_config=unet_config,
         vae_block_out_channels=tuple(backbone.vae.config.block_out_channels), num_frames=0, height=0, width=0,
+        unet_class=type(backbone.unet).__name__,
     )
     return meta_backbone(architecture)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+
+from motiontune.backbone.attention_processor import HookedAttnProcessor
 
 
 class MotionShapeError(ValueError):
@@ -53,11 +54,12 @@ def _check_rows(embedding: torch.Tensor, rows: int, where: str) -> int:
     return spatial
 
 
-class MotionEmbeddingAttnProcessor:
+class MotionEmbeddingAttnProcessor(HookedAttnProcessor):
     """Scaled-dot-product temporal self-attention with additive query/key and value embeddings.
 
     ``query_key``: (S_qk, N, C) with S_qk = 1 (the paper's 1D design) or H*W; ``value``: (S_v, N, C)
     with S_v = H*W (the paper's 2D design) or 1. With both zero the result equals ``AttnProcessor2_0``.
+    The embeddings enter through the query-key and value input hooks of :class:`HookedAttnProcessor`.
     """
 
     def __init__(self, query_key: torch.Tensor | None, value: torch.Tensor | None, value_scale: float, name: str):
@@ -77,52 +79,26 @@ class MotionEmbeddingAttnProcessor:
     ) -> torch.Tensor:
         if encoder_hidden_states is not None:
             raise MotionShapeError(f"{self.name}: motion embeddings apply to temporal self-attention only")
-        residual = hidden_states
-        rows, frames, _ = hidden_states.shape
+        frames = hidden_states.shape[1]
         for label, tensor in (("query/key", self.query_key), ("value", self.value)):
             if tensor is not None and tensor.shape[1] != frames:
                 raise MotionShapeError(
                     f"{self.name}: {label} embedding was learnt for {tensor.shape[1]} frames, "
                     f"the video has {frames}; generate with num_frames={tensor.shape[1]}"
                 )
+        return super().__call__(attn, hidden_states, None, attention_mask, temb, **kwargs)
 
-        # The embeddings are broadcast over the batch (no per-call copy) and gamma scales the small (S, N, C)
-        # embedding, not the (B*S, N, C) expansion; gamma = 1 skips the multiplication (x * 1.0 == x exactly).
-        query_key_states = hidden_states
-        if self.query_key is not None:
-            query_key_states = add_over_batch(hidden_states, self.query_key.to(hidden_states.dtype), self.name)
-        value_states = hidden_states
-        if self.value is not None and self.value_scale != 0.0:
-            value_embedding = self.value.to(hidden_states.dtype)
-            if self.value_scale != 1.0:
-                value_embedding = self.value_scale * value_embedding
-            value_states = add_over_batch(hidden_states, value_embedding, self.name)
-
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, frames, rows)
-            attention_mask = attention_mask.view(rows, attn.heads, -1, attention_mask.shape[-1])
-        if attn.group_norm is not None:
-            query_key_states = attn.group_norm(query_key_states.transpose(1, 2)).transpose(1, 2)
-            value_states = attn.group_norm(value_states.transpose(1, 2)).transpose(1, 2)
-
-        query = attn.to_q(query_key_states)
-        key = attn.to_k(query_key_states)
-        value = attn.to_v(value_states)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0)
-        hidden_states = hidden_states.transpose(1, 2).reshape(rows, -1, attn.heads * head_dim).to(query.dtype)
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        if attn.rescale_output_factor == 1.0:  # x / 1.0 == x exactly: skip a pass over the output
+    # The embeddings are broadcast over the batch (no per-call copy) and gamma scales the small (S, N, C)
+    # embedding, not the (B*S, N, C) expansion; gamma = 1 skips the multiplication (x * 1.0 == x exactly).
+    def query_key_input(self, attn: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.query_key is None:
             return hidden_states
-        return hidden_states / attn.rescale_output_factor
+        return add_over_batch(hidden_states, self.query_key.to(hidden_states.dtype), self.name)
+
+    def value_input(self, attn: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.value is None or self.value_scale == 0.0:
+            return hidden_states
+        value_embedding = self.value.to(hidden_states.dtype)
+        if self.value_scale != 1.0:
+            value_embedding = self.value_scale * value_embedding
+        return add_over_batch(hidden_states, value_embedding, self.name)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from motiontune.backbone.layout import layout_for
 from motiontune.backbone.loading import Backbone
 from motiontune.methods.config import MethodConfig
 
@@ -121,7 +122,7 @@ class NoisePredictionMethod(MotionMethod):
     def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
         """The UNet's prediction under :meth:`training_context`, scored by :meth:`loss`."""
         with self.training_context(backbone):
-            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
+            prediction = layout_for(backbone.unet).predict_noise(batch.noisy_latents, batch.timesteps, batch.prompt_embeds)
         return self.loss(prediction, batch.target, generator=batch.generator)
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from motiontune.backbone.structure import TemporalBlock
+from motiontune.backbone.layout import TemporalBlock, layout_for
+from motiontune.backbone.patching import processors_installed
 from motiontune.methods.attention import MotionEmbeddingAttnProcessor
 
 EMBEDDING_LAYOUTS = ("1d", "2d")
@@ -152,7 +153,7 @@ def debias_value(value: torch.Tensor, mode: str) -> torch.Tensor:
 
 def split_by_block(tensors: Mapping[str, torch.Tensor]) -> dict[str, BlockEmbeddings]:
     """Group artifact tensors into ``{block path: (query_key, {attention: value})}``; a shared ``<block>.value``
-    serves both temporal attentions."""
+    serves both temporal attention layers."""
     query_keys: dict[str, torch.Tensor] = {}
     values: dict[str, dict[str | None, torch.Tensor]] = {}
     for key, tensor in tensors.items():
@@ -190,18 +191,14 @@ def motion_embeddings_attached(
     Each attention gets the block's query/key embedding and its own value embedding. The tensors are used by
     reference, so during training gradients flow into the parameters.
     """
+    layout = layout_for(unet)
     modules = dict(unet.named_modules())
-    originals: dict[str, object] = {}
-    try:
-        for path, (query_key, values) in embeddings_by_block.items():
-            if path not in modules:
-                raise ValueError(f"motion embeddings: the backbone has no module '{path}'")
-            for attention_name in TEMPORAL_ATTENTIONS:
-                attention = getattr(modules[path], attention_name)
-                name = f"{path}.{attention_name}"
-                originals[name] = attention.processor
-                attention.set_processor(MotionEmbeddingAttnProcessor(query_key, values[attention_name], value_scale, name))
+    processors: dict[str, MotionEmbeddingAttnProcessor] = {}
+    for path, (query_key, values) in embeddings_by_block.items():
+        if path not in modules:
+            raise ValueError(f"motion embeddings: the backbone has no module '{path}'")
+        for attention_name in TEMPORAL_ATTENTIONS:
+            name = layout.temporal_attention_path(path, attention_name)
+            processors[name] = MotionEmbeddingAttnProcessor(query_key, values[attention_name], value_scale, name)
+    with processors_installed(unet, processors, "motion embeddings"):
         yield
-    finally:
-        for name, processor in originals.items():
-            modules[name].set_processor(processor)

@@ -17,8 +17,7 @@ the UNet keeps the plain backbone's modules and costs what the plain backbone co
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,18 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from motiontune.backbone.layout import LORA_SUBLAYERS, layout_for
+from motiontune.backbone.patching import ModuleSwap, ParameterSwap, from_timestep, parent_and_child
+
 LORA_A = "lora_A.weight"
 LORA_B = "lora_B.weight"
-# Sub-layers of a BasicTransformerBlock that LoRA can target, as regexes over their Linear layers.
-SUBLAYER_LINEARS = {
-    "attn1": r"attn1\.(?:to_q|to_k|to_v|to_out\.0)",
-    "attn2": r"attn2\.(?:to_q|to_k|to_v|to_out\.0)",
-    "ff": r"ff\.net\.(?:0\.proj|2)",
-}
-_UNET_BLOCK = r"(?:down_blocks\.\d+|mid_block|up_blocks\.\d+)"
-SPATIAL_TRANSFORMER_BLOCK = rf"{_UNET_BLOCK}\.attentions\.\d+\.transformer_blocks\.\d+"
-TEMPORAL_TRANSFORMER_BLOCK = rf"{_UNET_BLOCK}\.temp_attentions\.\d+\.transformer_blocks\.\d+"
-INPUT_TEMPORAL_TRANSFORMER_BLOCK = r"transformer_in\.transformer_blocks\.\d+"
 
 
 class LoraError(ValueError):
@@ -49,9 +41,9 @@ class LoraTargets:
     """Which Linear layers of the UNet's transformer blocks get LoRA.
 
     ``spatial``: sub-layers (``attn1``, ``attn2``, ``ff``) of the spatial transformers (``Transformer2DModel``);
-    ``temporal``: sub-layers of the temporal transformers (``TransformerTemporalModel``), ``transformer_in``
-    included when ``include_transformer_in``. An attention sub-layer means its to_q, to_k, to_v and to_out.0;
-    ``ff`` means the feed-forward's two Linear layers.
+    ``temporal``: sub-layers of the temporal transformers (``TransformerTemporalModel``), the input temporal
+    transformer included when ``include_transformer_in``. An attention sub-layer means its to_q, to_k, to_v and
+    to_out.0; ``ff`` means the feed-forward's two Linear layers (the backbone's layout names them).
     """
 
     spatial: tuple[str, ...] = ()
@@ -60,41 +52,18 @@ class LoraTargets:
 
     def __post_init__(self) -> None:
         for side in ("spatial", "temporal"):
-            unknown = sorted(set(getattr(self, side)) - set(SUBLAYER_LINEARS))
+            unknown = sorted(set(getattr(self, side)) - set(LORA_SUBLAYERS))
             if unknown:
-                raise LoraError(f"{side}_targets: {unknown} are not among {list(SUBLAYER_LINEARS)}")
+                raise LoraError(f"{side}_targets: {unknown} are not among {list(LORA_SUBLAYERS)}")
         if not self.spatial and not self.temporal:
             raise LoraError("LoRA targets: both spatial_targets and temporal_targets are empty")
 
-    def pattern(self) -> str:
-        """A regex that peft matches (``re.fullmatch``) against module names."""
-        alternatives = []
-        if self.spatial:
-            alternatives.append(f"{SPATIAL_TRANSFORMER_BLOCK}\\.(?:{'|'.join(SUBLAYER_LINEARS[s] for s in self.spatial)})")
-        if self.temporal:
-            blocks = TEMPORAL_TRANSFORMER_BLOCK
-            if self.include_transformer_in:
-                blocks = f"(?:{TEMPORAL_TRANSFORMER_BLOCK}|{INPUT_TEMPORAL_TRANSFORMER_BLOCK})"
-            alternatives.append(f"{blocks}\\.(?:{'|'.join(SUBLAYER_LINEARS[s] for s in self.temporal)})")
-        return "|".join(f"(?:{a})" for a in alternatives)
-
     def module_names(self, unet: nn.Module) -> list[str]:
         """Names of the UNet's ``nn.Linear`` layers these targets select, in module order."""
-        pattern = re.compile(self.pattern())
-        names = [name for name, module in unet.named_modules() if isinstance(module, nn.Linear) and pattern.fullmatch(name)]
+        names = layout_for(unet).lora_target_modules(self.spatial, self.temporal, self.include_transformer_in)
         if not names:
             raise LoraError(f"LoRA targets {self} select no Linear layer of this UNet")
         return names
-
-
-def transformer_block_paths(module_names: Sequence[str]) -> list[str]:
-    """The transformer blocks (``...transformer_blocks.N``) that hold the given layers, sorted."""
-    return sorted({match.group(1) for name in module_names if (match := re.match(r"^(.*\.transformer_blocks\.\d+)\.", name))})
-
-
-def _parent_and_child(root: nn.Module, name: str) -> tuple[nn.Module, str]:
-    parent_name, _, child = name.rpartition(".")
-    return (root.get_submodule(parent_name) if parent_name else root), child
 
 
 class LoraAdapter:
@@ -137,7 +106,8 @@ class LoraAdapter:
             bias="none",
         )
         self.layers = self._build_layers(unet)
-        self._slots = {name: (*_parent_and_child(unet, name), layer.get_base_layer()) for name, layer in self.layers.items()}
+        self._slots = {name: (*parent_and_child(unet, name), layer.get_base_layer()) for name, layer in self.layers.items()}
+        self._swap = ModuleSwap([(parent, child, self.layers[name]) for name, (parent, child, _) in self._slots.items()])
         with torch.no_grad():
             for layer in self.layers.values():
                 down = layer.lora_A[adapter_name].weight
@@ -162,9 +132,8 @@ class LoraAdapter:
                 for name, module in unet.named_modules()
                 if isinstance(module, BaseTunerLayer) and self.adapter_name in getattr(module, "lora_A", {})
             }
-            for name, layer in layers.items():
-                parent, child = _parent_and_child(unet, name)
-                setattr(parent, child, layer.get_base_layer())
+            # peft left its layers in the UNet: put the UNet's own Linear layers back in their slots.
+            ModuleSwap([(*parent_and_child(unet, name), layer.get_base_layer()) for name, layer in layers.items()]).swap_in()
             if hasattr(unet, "peft_config"):
                 del unet.peft_config
             if had_config:
@@ -259,9 +228,8 @@ class LoraAdapter:
                 if getattr(layer, "fan_in_fan_out", False) or layer.use_dora.get(self.adapter_name, False):
                     raise LoraError(f"LoRA '{self.adapter_name}': cannot fuse '{name}' (fan_in_fan_out or DoRA)")
                 weight = layer.get_base_layer().weight
-                down = layer.lora_A[self.adapter_name].weight.to(device=weight.device, dtype=torch.float32)
-                up = layer.lora_B[self.adapter_name].weight.to(device=weight.device, dtype=torch.float32)
-                delta = (up @ down) * float(layer.scaling[self.adapter_name])
+                # peft's own B @ A * scaling (float32 adapter weights: the same float32 result as before).
+                delta = layer.get_delta_weight(self.adapter_name).to(device=weight.device, dtype=torch.float32)
                 fused[f"{name}.weight"] = nn.Parameter((weight.float() + delta).to(weight.dtype), requires_grad=False)
         return fused
 
@@ -277,7 +245,11 @@ class LoraAdapter:
 
     @property
     def is_attached(self) -> bool:
-        return all(getattr(parent, child) is self.layers[name] for name, (parent, child, _) in self._slots.items())
+        return self._swap.is_in()
+
+    def block_paths(self) -> list[str]:
+        """The transformer blocks that hold the adapted layers, sorted."""
+        return layout_for(self.unet).transformer_block_paths(list(self.layers))
 
     def attach(self) -> None:
         """Put the LoRA layers in place of the UNet's Linear layers (which they wrap)."""
@@ -287,8 +259,7 @@ class LoraAdapter:
                 continue
             if current is not base:
                 raise LoraError(f"cannot attach LoRA '{self.adapter_name}': '{name}' is no longer the layer it was built on")
-        for name, (parent, child, _) in self._slots.items():
-            setattr(parent, child, self.layers[name])
+        self._swap.swap_in()
         configs = dict(getattr(self.unet, "peft_config", {}) or {})
         configs[self.adapter_name] = self.config
         # While attached the UNet looks like any peft-injected model (get_peft_model_state_dict works on it).
@@ -296,9 +267,7 @@ class LoraAdapter:
 
     def detach(self) -> None:
         """Put the UNet's own Linear layers back."""
-        for name, (parent, child, base) in self._slots.items():
-            if getattr(parent, child) is self.layers[name]:
-                setattr(parent, child, base)
+        self._swap.swap_out()
         configs = getattr(self.unet, "peft_config", None)
         if isinstance(configs, dict) and self.adapter_name in configs:
             del configs[self.adapter_name]
@@ -316,94 +285,23 @@ class LoraAdapter:
         """
         was_attached = self.is_attached
         self.attach()
-        swapped: list[tuple[nn.Module, nn.Parameter]] = []
+        swaps: list[ParameterSwap] = []
         if not trainable:
             for layer in self.layers.values():
-                for linear in (layer.lora_A[self.adapter_name], layer.lora_B[self.adapter_name]):
-                    swapped.append((linear, linear.weight))
-                    linear.weight = nn.Parameter(linear.weight.detach(), requires_grad=False)
+                views = {
+                    f"{side}.{self.adapter_name}.weight": nn.Parameter(getattr(layer, side)[self.adapter_name].weight.detach(), requires_grad=False)
+                    for side in ("lora_A", "lora_B")
+                }
+                swaps.append(ParameterSwap(layer, views, label=f"LoRA '{self.adapter_name}'"))
         try:
+            for swap in swaps:
+                swap.swap_in()
             yield
         finally:
-            for linear, weight in swapped:
-                linear.weight = weight
+            for swap in swaps:
+                swap.swap_out()
             if not was_attached:
                 self.detach()
-
-
-class ParameterSwap:
-    """Parameters (keyed ``<module path>.<parameter name>``) to put in place of a module tree's own, and back.
-
-    Swapping only rebinds parameter objects (nothing is copied), and :meth:`swap_out` puts back the very objects
-    that were there when the swap was built, so the tree's weights come back bitwise. A key the tree lacks, or a
-    shape that differs, raises ``ValueError`` (prefixed with ``label``) when the swap is built.
-    """
-
-    def __init__(self, root: nn.Module, parameters: Mapping[str, nn.Parameter], label: str) -> None:
-        modules = dict(root.named_modules())
-        self._slots: list[tuple[nn.Module, str, nn.Parameter, nn.Parameter]] = []
-        for key, parameter in parameters.items():
-            path, _, name = key.rpartition(".")
-            module = modules.get(path)
-            original = module._parameters.get(name) if module is not None else None
-            if not isinstance(original, nn.Parameter):
-                raise ValueError(f"{label}: the backbone has no parameter '{key}'")
-            if original.shape != parameter.shape:
-                raise ValueError(f"{label}: '{key}' has shape {tuple(parameter.shape)}, the backbone's is {tuple(original.shape)}")
-            self._slots.append((module, name, original, parameter))
-        self.active = False
-
-    def swap_in(self) -> None:
-        """Put the replacement parameters in (no-op when they already are)."""
-        if not self.active:
-            for module, name, _, replacement in self._slots:
-                setattr(module, name, replacement)
-            self.active = True
-
-    def swap_out(self) -> None:
-        """Put the original parameter objects back (no-op when they already are)."""
-        if self.active:
-            for module, name, original, _ in reversed(self._slots):
-                setattr(module, name, original)
-            self.active = False
-
-    @contextmanager
-    def swapped(self) -> Iterator[None]:
-        """The replacements in place for the duration of the context; the originals back on exit."""
-        self.swap_in()
-        try:
-            yield
-        finally:
-            self.swap_out()
-
-
-def _call_timestep(args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
-    """The largest timestep of a UNet call (the second positional argument or ``timestep=``)."""
-    timestep = kwargs["timestep"] if "timestep" in kwargs else args[1]
-    return float(torch.as_tensor(timestep).max())
-
-
-@contextmanager
-def from_timestep(unet: nn.Module, min_timestep: int, switch_on: Callable[[], None], switch_off: Callable[[], None]) -> Iterator[None]:
-    """``switch_on`` before each UNet call whose timestep is ``>= min_timestep``, ``switch_off`` before the
-    others (one forward pre-hook on the UNet); always on when ``min_timestep <= 0``. Off again on exit."""
-    if min_timestep <= 0:
-        switch_on()
-        try:
-            yield
-        finally:
-            switch_off()
-        return
-
-    def switch(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        (switch_on if _call_timestep(args, kwargs) >= min_timestep else switch_off)()
-
-    handle = unet.register_forward_pre_hook(switch, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
-        switch_off()
 
 
 @contextmanager

@@ -27,7 +27,8 @@ from torch import nn
 
 from motiontune.backbone.loading import Backbone
 from motiontune.methods.losses import DEBIAS_ALPHA, DEBIAS_BETA, ddpm_loss, debiased_temporal_loss
-from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
+from motiontune.backbone.layout import layout_for
+from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied
 from motiontune.methods.base import MotionMethod, TrainingBatch, register_method
 from motiontune.methods.config import InferenceDefaults, LoraMethodConfig, TrainingDefaults
 
@@ -76,7 +77,7 @@ class MotionDirectorMethod(MotionMethod):
 
     Options (defaults from the public code, ``configs/config_single_video.yaml``, ``utils/lora.py``): ``rank``
     32; ``spatial_targets`` (``attn1``, ``ff`` of the spatial transformers) and ``temporal_targets``
-    (``attn1``, ``attn2``, ``ff`` of the temporal transformers, ``transformer_in`` included);
+    (``attn1``, ``attn2``, ``ff`` of the temporal transformers, the input one included);
     ``lora_dropout`` 0 (the public code: 0.1); ``spatial_skip_probability`` 0.2; ``debias_alpha`` sqrt(2) and
     ``debias_beta`` 1; ``init_seed`` for lora_A. Inference: ``blend`` noise with p = 0.5 (seed 004 A.4; public
     code ``noise_prior: 0.5``), temporal LoRA at ``lora_scale`` 1.
@@ -122,9 +123,9 @@ class MotionDirectorMethod(MotionMethod):
         """eps MSE of a one-frame pass on ``frame`` with the spatial LoRA only."""
         spatial, _ = self._require_adapters()
         with spatial.attached():
-            prediction = backbone.unet(
-                batch.noisy_latents[:, :, frame : frame + 1], batch.timesteps, encoder_hidden_states=batch.prompt_embeds
-            ).sample
+            prediction = layout_for(backbone.unet).predict_noise(
+                batch.noisy_latents[:, :, frame : frame + 1], batch.timesteps, batch.prompt_embeds
+            )
         return ddpm_loss(prediction, batch.target[:, :, frame : frame + 1])
 
     def temporal_loss(self, backbone: Backbone, batch: TrainingBatch, with_spatial: bool) -> torch.Tensor:
@@ -137,7 +138,7 @@ class MotionDirectorMethod(MotionMethod):
             stack.enter_context(temporal.attached())
             if with_spatial:
                 stack.enter_context(spatial.attached(trainable=False))
-            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
+            prediction = layout_for(backbone.unet).predict_noise(batch.noisy_latents, batch.timesteps, batch.prompt_embeds)
         return debiased_temporal_loss(prediction, batch.target, generator=batch.generator, alpha=self.debias_alpha, beta=self.debias_beta)
 
     def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
@@ -168,7 +169,7 @@ class MotionDirectorMethod(MotionMethod):
             "init_seed": self.init_seed,
             "lora_config": temporal.config_dict(),
             "spatial_lora_config": spatial.config_dict(),
-            "block_paths": transformer_block_paths(list(temporal.layers)),
+            "block_paths": temporal.block_paths(),
         }
 
     @classmethod

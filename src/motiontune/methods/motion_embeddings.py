@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from motiontune.backbone.loading import Backbone
-from motiontune.backbone.structure import select_temporal_blocks
+from motiontune.backbone.layout import select_temporal_blocks
 from motiontune.methods.base import NoisePredictionMethod, register_method
 from motiontune.methods.config import InferenceDefaults, MethodConfig, TrainingDefaults
 from motiontune.methods.embeddings import (

@@ -27,7 +27,8 @@ from motiontune.methods.attention_maps import (
     motion_attention_features,
     select_feature_layers,
 )
-from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied, transformer_block_paths
+from motiontune.backbone.layout import layout_for
+from motiontune.methods.lora import LoraAdapter, LoraTargets, lora_applied
 from motiontune.methods.base import MotionMethod, TrainingBatch, register_method
 from motiontune.methods.config import InferenceDefaults, LoraMethodConfig, TrainingDefaults
 from motiontune.sampling.ddim import ddim_step
@@ -83,7 +84,7 @@ class MotionMatcherMethod(MotionMethod):
     Options (defaults from the public code, ``configs/config_*.yaml`` and ``utils/lora.py``):
     ``rank`` 32; LoRA targets ``spatial_targets`` (spatial transformers: ``attn1`` and ``ff``, not the
     cross-attention) and ``temporal_targets`` (temporal transformers: ``attn1``, ``attn2``, ``ff``, with
-    ``transformer_in``); ``lora_dropout`` 0 (the public code: 0.1; see the report); ``min_timestep`` 500
+    the input temporal transformer); ``lora_dropout`` 0 (the public code: 0.1; see the report); ``min_timestep`` 500
     (t in [500, 1000)); ``denoise_stride`` 1 (``num_denoise_steps: 1``: features at t' = t - 1);
     ``feature_sections`` down blocks and ``feature_stride`` the coarsest one with both kinds of attention
     (latent / 4 on ZeroScope); ``cross_attention_weight`` = ``temporal_attention_weight`` = 2000;
@@ -152,7 +153,7 @@ class MotionMatcherMethod(MotionMethod):
 
     def training_loss(self, backbone: Backbone, batch: TrainingBatch) -> torch.Tensor:
         with self.training_context(backbone):
-            prediction = backbone.unet(batch.noisy_latents, batch.timesteps, encoder_hidden_states=batch.prompt_embeds).sample
+            prediction = layout_for(backbone.unet).predict_noise(batch.noisy_latents, batch.timesteps, batch.prompt_embeds)
         previous = batch.timesteps - self.denoise_stride
         feature_timesteps = previous.clamp(min=0)
         alphas = batch.scheduler.alphas_cumprod
@@ -187,7 +188,7 @@ class MotionMatcherMethod(MotionMethod):
             "temporal_attention_weight": self.temporal_attention_weight,
             "init_seed": self.init_seed,
             "lora_config": adapter.config_dict(),
-            "block_paths": transformer_block_paths(list(adapter.layers)),
+            "block_paths": adapter.block_paths(),
         }
 
     @classmethod

@@ -4,7 +4,7 @@ temporal attention layers with the motion distillation loss on frame residuals.
 The trained projections are parameters owned by :class:`VMCMethod` (clones of the backbone's), swapped into
 the UNet's modules for each forward pass and swapped out afterwards. So the backbone is never modified, no
 copy of the UNet exists, and the artifact holds just these weights keyed by parameter path, e.g.
-``down_blocks.0.temp_attentions.0.transformer_blocks.0.attn1.to_q.weight``.
+``<temporal block>.attn1.to_q.weight``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ import torch
 from torch import nn
 
 from motiontune.backbone.loading import Backbone
-from motiontune.backbone.structure import temporal_blocks
-from motiontune.methods.lora import ParameterSwap
+from motiontune.backbone.layout import layout_for
+from motiontune.backbone import patching
 from motiontune.methods.losses import VMC_FORMS, get_loss
 from motiontune.methods.base import NoisePredictionMethod, register_method
 from motiontune.methods.config import InferenceDefaults, MethodConfig, TrainingDefaults
 
 VMC_PROJECTIONS = ("to_q", "to_k", "to_v")
-# Both self-attentions of a temporal BasicTransformerBlock (double_self_attention=True) attend over frames.
-TEMPORAL_ATTENTIONS = ("attn1", "attn2")
 
 
 def temporal_attention_projections(
@@ -34,43 +32,33 @@ def temporal_attention_projections(
     projections: Sequence[str] = VMC_PROJECTIONS,
     include_transformer_in: bool = False,
 ) -> dict[str, nn.Linear]:
-    """``{module path: Linear}`` for the given projections of attn1 and attn2 of every temporal block.
+    """``{module path: Linear}`` for the given projections of the temporal attentions of every temporal block
+    (the backbone's layout says which: :meth:`~motiontune.backbone.layout.BackboneLayout.temporal_attention_projections`).
 
-    The blocks are those of the ``temp_attentions`` of the down, mid and up blocks, plus ``transformer_in``
-    when ``include_transformer_in`` (the VMC public code selects modules with ``temp_attentions`` in their
-    name, which leaves ``transformer_in`` out).
+    The blocks are the temporal transformers of the down, mid and up blocks, plus the input temporal transformer
+    when ``include_transformer_in`` (the VMC public code selects modules by the name of the block temporal
+    transformers, which leaves the input one out).
     """
     unknown = sorted(set(projections) - set(VMC_PROJECTIONS) - {"to_out.0"})
     if unknown or not projections:
         raise ValueError(f"projections: {list(projections)} must be a non-empty subset of {[*VMC_PROJECTIONS, 'to_out.0']}")
-    modules = dict(unet.named_modules())
-    selected: dict[str, nn.Linear] = {}
-    for block in temporal_blocks(unet):
-        if block.section == "in" and not include_transformer_in:
-            continue
-        for attention in TEMPORAL_ATTENTIONS:
-            for projection in projections:
-                path = f"{block.path}.{attention}.{projection}"
-                module = modules.get(path)
-                if not isinstance(module, nn.Linear):
-                    raise ValueError(f"vmc: '{path}' is not a Linear layer in this UNet ({type(module).__name__})")
-                selected[path] = module
+    try:
+        selected = layout_for(unet).temporal_attention_projections(projections, include_transformer_in)
+    except ValueError as error:
+        raise ValueError(f"vmc: {error}") from error
     if not selected:
         raise ValueError("vmc: the UNet has no temporal attention layers to fine-tune")
     return selected
 
 
-@contextmanager
-def parameters_replaced(unet: nn.Module, parameters: Mapping[str, nn.Parameter], label: str = "vmc") -> Iterator[None]:
+def parameters_replaced(unet: nn.Module, parameters: Mapping[str, nn.Parameter], label: str = "vmc") -> Any:
     """Put ``parameters`` (keyed ``<module path>.<parameter name>``) in place of the UNet's, then put the
-    original parameter objects back, so the UNet is exactly restored (nothing is copied; no hook or
-    parametrization is added, so a pass costs what the plain UNet's costs).
+    original parameter objects back (:func:`motiontune.backbone.patching.parameters_replaced`).
 
     A key the UNet lacks, or a shape that differs, raises ``ValueError`` (prefixed with ``label``) before
     anything is replaced.
     """
-    with ParameterSwap(unet, parameters, label).swapped():
-        yield
+    return patching.parameters_replaced(unet, parameters, label)
 
 
 @dataclass(frozen=True)
@@ -92,8 +80,8 @@ def _vmc_training() -> TrainingDefaults:
 class VMCConfig(MethodConfig):
     """VMC's options: ``vmc_form`` (``paper``: eq. 17 | ``public_code`` | ``l2``: eq. 16), ``frame_stride`` c
     (eq. 9; "fixed at c = 1 across all experiments", sec. 3.1), ``projections`` (appendix D: W^Q, W^K, W^V of the
-    temporal attention layers), ``include_transformer_in`` (the public code trains modules named
-    ``*temp_attentions*``, which leaves ``transformer_in`` out)."""
+    temporal attention layers), ``include_transformer_in`` (the public code trains the block temporal
+    transformers only, which leaves the input one out)."""
 
     vmc_form: str = "paper"
     frame_stride: int = 1
@@ -112,8 +100,8 @@ class VMCConfig(MethodConfig):
 class VMCMethod(NoisePredictionMethod):
     """VMC (seed 003 sec. 3, appendix D): temporal attention adaptation with motion distillation.
 
-    Trainable: ``to_q``, ``to_k``, ``to_v`` of attn1 and attn2 of every ``temp_attentions`` block (down, mid,
-    up), as in the public code; ``transformer_in`` is left out unless ``include_transformer_in``. Loss: the
+    Trainable: ``to_q``, ``to_k``, ``to_v`` of attn1 and attn2 of every temporal transformer block (down, mid,
+    up), as in the public code; the input temporal transformer is left out unless ``include_transformer_in``. Loss: the
     residual cosine loss (eq. 17, ``vmc_form: paper``), or the public code's form (``public_code``), or
     eq. 16 (``l2``), with frame stride c = 1. The training prompt is the appearance-invariant one (ingest).
     Inference starts from the DDIM inversion of the reference (seed 004 A.4). Options: :class:`VMCConfig`.

@@ -4,8 +4,8 @@ switches live beside it: mixed precision in :mod:`motiontune.training.precision`
 
 diffusers' ``UNet3DConditionModel`` has no gradient checkpointing of its own (``_supports_gradient_checkpointing``
 is off), so :func:`gradient_checkpointing` builds it by module substitution: for the duration of a ``with``
-block each of ``down_blocks[i]``, ``mid_block`` and ``up_blocks[i]`` is replaced by a :class:`CheckpointedBlock`
-whose forward runs the original block under ``torch.utils.checkpoint.checkpoint(..., use_reentrant=False)``.
+block each layer the backbone's layout lists (:meth:`~motiontune.backbone.layout.BackboneLayout.checkpoint_slots`:
+on a UNet3D every layer of the down, mid and up blocks) is replaced by a :class:`CheckpointedBlock` whose forward runs the original block under ``torch.utils.checkpoint.checkpoint(..., use_reentrant=False)``.
 The wrapper shares the block's child modules, parameters and buffers (the same dict objects), so module
 paths, ``named_modules()`` and ``state_dict()`` keys are unchanged while it is in place, and on exit the
 original block objects go back into their slots: the UNet is exactly what it was.
@@ -24,16 +24,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from motiontune.backbone.layout import layout_for
+from motiontune.backbone.patching import ModuleSwap, record_structure, structure_restored
+
 logger = logging.getLogger(__name__)
 
-_MISSING = object()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -67,12 +68,12 @@ class CheckpointedBlock(nn.Module):
         block = self.block
         if not torch.is_grad_enabled():
             return block(*args, **kwargs)
-        recorded = _record_structure(block)
+        recorded = record_structure(block)
         return checkpoint(
             block,
             *args,
             use_reentrant=False,
-            context_fn=lambda: (contextlib.nullcontext(), _structure_restored(recorded)),
+            context_fn=lambda: (contextlib.nullcontext(), structure_restored(recorded)),
             **kwargs,
         )
 
@@ -107,87 +108,14 @@ class CheckpointedBlock(nn.Module):
         return f"checkpointed {type(self.block).__name__}"
 
 
-@dataclass
-class _ModuleState:
-    module: nn.Module
-    modules: dict[str, Any]
-    parameters: dict[str, Any]
-    buffers: dict[str, Any]
-    processor: Any  # the attention processor, or _MISSING for modules without one
-    requires_grad: list[tuple[torch.Tensor, bool]]
-
-
-def _module_state(module: nn.Module, copy: bool) -> _ModuleState:
-    parameters = dict(module._parameters) if copy else module._parameters
-    return _ModuleState(
-        module=module,
-        modules=dict(module._modules) if copy else module._modules,
-        parameters=parameters,
-        buffers=dict(module._buffers) if copy else module._buffers,
-        processor=module.__dict__.get("processor", _MISSING),
-        requires_grad=[(p, p.requires_grad) for p in parameters.values() if p is not None],
-    )
-
-
-def _record_structure(block: nn.Module) -> list[_ModuleState]:
-    """Every module under ``block`` with its children, parameters (and their requires_grad), buffers and
-    attention processor, as they are now."""
-    return [_module_state(module, copy=True) for module in block.modules()]
-
-
-def _put(state: _ModuleState, fresh_dicts: bool) -> None:
-    copy = dict if fresh_dicts else (lambda d: d)
-    object.__setattr__(state.module, "_modules", copy(state.modules))
-    object.__setattr__(state.module, "_parameters", copy(state.parameters))
-    object.__setattr__(state.module, "_buffers", copy(state.buffers))
-    if state.processor is _MISSING:
-        state.module.__dict__.pop("processor", None)
-    else:
-        object.__setattr__(state.module, "processor", state.processor)
-    for parameter, flag in state.requires_grad:
-        if parameter.requires_grad != flag:
-            parameter.requires_grad_(flag)
-
-
-@contextlib.contextmanager
-def _structure_restored(recorded: list[_ModuleState]) -> Iterator[None]:
-    """Put a recorded structure in place (fresh copies of its dicts), then the current one back."""
-    current = [_module_state(state.module, copy=False) for state in recorded]
-    try:
-        for state in recorded:
-            _put(state, fresh_dicts=True)
-        yield
-    finally:
-        for state in reversed(current):
-            _put(state, fresh_dicts=False)
-
-
-# The layer lists of a UNet3D block, in forward order within each of its layers (diffusers' CrossAttn*Block3D,
-# DownBlock3D, UpBlock3D, UNetMidBlock3DCrossAttn): each entry is checkpointed on its own.
-BLOCK_LAYER_LISTS = ("resnets", "temp_convs", "attentions", "temp_attentions", "downsamplers", "upsamplers")
-
-
 def checkpointable_blocks(unet: nn.Module) -> list[tuple[nn.Module, str]]:
-    """The slots ``(container, key)`` of every layer (resnet, temporal conv, spatial and temporal transformer,
-    resampler) of a UNet3D's down blocks, mid block and up blocks, in block order.
-
-    Layers rather than whole blocks: backward then recomputes one layer's activations at a time, not a whole
-    block's, which lowers the peak (mid config: whole blocks cut it by about 35-40%, see benchmarks/results).
-    """
-    missing = [name for name in ("down_blocks", "up_blocks") if not isinstance(getattr(unet, name, None), nn.ModuleList)]
-    if missing:
-        raise ValueError(
-            f"gradient_checkpointing: expected a UNet3DConditionModel with down_blocks, mid_block and up_blocks; "
-            f"{type(unet).__name__} lacks {missing}"
-        )
-    blocks = [*unet.down_blocks, *([unet.mid_block] if unet._modules.get("mid_block") is not None else []), *unet.up_blocks]
-    slots: list[tuple[nn.Module, str]] = []
-    for block in blocks:
-        for list_name in BLOCK_LAYER_LISTS:
-            layers = block._modules.get(list_name)
-            if isinstance(layers, nn.ModuleList):
-                slots += [(layers, key) for key in layers._modules]
-    return slots
+    """The slots ``(container, key)`` of the layers to checkpoint, in block order (the backbone's layout says
+    which: on a UNet3D every resnet, temporal conv, spatial and temporal transformer and resampler of its down
+    blocks, mid block and up blocks)."""
+    try:
+        return layout_for(unet).checkpoint_slots()
+    except ValueError as error:
+        raise ValueError(f"gradient_checkpointing: {error}") from error
 
 
 @contextlib.contextmanager
@@ -201,17 +129,12 @@ def gradient_checkpointing(unet: nn.Module, enabled: bool = True) -> Iterator[li
     if not enabled:
         yield []
         return
-    replaced: list[tuple[nn.Module, str, nn.Module]] = []
     names = {id(module): name for name, module in unet.named_modules()}
-    try:
-        for container, key in checkpointable_blocks(unet):
-            block = container._modules[key]
-            if block is None or isinstance(block, CheckpointedBlock):
-                continue
-            container._modules[key] = CheckpointedBlock(block)
-            replaced.append((container, key, block))
-        yield [f"{names[id(container)]}.{key}" if names[id(container)] else key for container, key, _ in replaced]
-    finally:
-        for container, key, block in reversed(replaced):
-            container._modules[key] = block
+    slots = [
+        (container, key, CheckpointedBlock(container._modules[key]))
+        for container, key in checkpointable_blocks(unet)
+        if container._modules[key] is not None and not isinstance(container._modules[key], CheckpointedBlock)
+    ]
+    with ModuleSwap(slots).swapped():
+        yield [f"{names[id(container)]}.{key}" if names[id(container)] else key for container, key, _ in slots]
 
