@@ -181,3 +181,13 @@ def test_python_m_motiontune_ends_a_bad_video_with_its_message_and_status_2(proj
     assert result.stderr.splitlines()[-2:] == ["1 problem with the reference videos:", "data/01_raw/broken.mp4: unreadable video (empty file)"]
     assert "Traceback" not in result.stdout + result.stderr
     assert not (project / "data/02_intermediate").exists() or not any((project / "data/02_intermediate").iterdir())
+
+
+def test_the_motiontune_command_ends_a_user_error_in_its_message(tmp_path, capsys):
+    from motiontune.command_line import main
+
+    config = tmp_path / "backbone.yml"
+    config.write_text("tiny_backbone:\n  channels: 3\n", encoding="utf-8")
+    assert main(["build-tiny-backbone", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("tiny_backbone.channels: unknown key") and "Traceback" not in error

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import yaml
 
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
+from motiontune.errors import report_user_error, verbose_requested
 from motiontune.tracking import registry
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``motiontune`` command; a user's mistake ends in its message and exit status 2."""
+    try:
+        return _run(argv)
+    except Exception as error:
+        status = report_user_error(error, sys.stderr, verbose_requested())
+        if status is None:
+            raise
+        return status
+
+
+def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="motiontune")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build-tiny-backbone", help="build the embedded default backbone")
