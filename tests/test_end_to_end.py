@@ -63,6 +63,19 @@ def test_customize_runs_end_to_end_and_is_tracked(project_root, tmp_path):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "motions/ball_right")}
     assert artifacts == {"motions/ball_right/motion.json", "motions/ball_right/motion.safetensors"}
 
+    # README's notebook example works on what the run left, as written (fewer steps, no bar).
+    readme = (project_root / "README.md").read_text(encoding="utf-8")
+    example = readme.split("The library works without Kedro, e.g. in a notebook:", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "GenerationConfig()" in example
+    namespace: dict = {}
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        exec(example.replace("GenerationConfig()", "GenerationConfig(steps=3, progress_bar=False)"), namespace)
+    finally:
+        os.chdir(cwd)
+    assert len(namespace["videos"]) == 1 and namespace["videos"][0].shape == (8, 32, 32, 3)
+
 
 @pytest.mark.slow
 def test_configuration_changes_the_run_and_bad_values_are_rejected(project_root, tmp_path):
