@@ -168,9 +168,7 @@ def variants(device: torch.device, compile_mode: str, method_name: str, all_vari
 def _build_method(name: str, backbone: Backbone, config: dict[str, Any]) -> Any:
     from motiontune.methods.base import build_method
 
-    method = build_method(name, {})
-    method.prepare(backbone, config["num_frames"], config["height"], config["width"])
-    return method
+    return build_method(name, {}, backbone, config["num_frames"], config["height"], config["width"])
 
 
 def _training_settings(name: str) -> dict[str, Any]:

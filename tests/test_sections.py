@@ -58,3 +58,45 @@ def test_every_mistake_names_its_key(values, message):
         build_section(Run, values, "run")
     assert str(error.value).startswith(message)
     assert isinstance(error.value, ValueError)  # callers that catch ValueError still do
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "section"),
+    [
+        ("motiontune.io.references", "IngestSettings", "ingest"),
+        ("motiontune.sampling.features", "EncodeSettings", "encode"),
+        ("motiontune.benchmark", "BenchmarkSettings", "benchmark"),
+    ],
+)
+def test_the_shipped_sections_are_the_defaults_of_their_settings(project_root, module, name, section):
+    """Every key of ``conf/base/parameters_<section>.yml`` is a field of its settings class, every field a key, and
+    each default is the shipped value (nested sections and list entries too), so YAML and dataclass cannot drift."""
+    import dataclasses
+    import importlib
+
+    import yaml
+
+    settings_class = getattr(importlib.import_module(module), name)
+    values = yaml.safe_load((project_root / "conf" / "base" / f"parameters_{section}.yml").read_text(encoding="utf-8"))[section]
+    default, shipped = settings_class(), settings_class.from_params(values)
+
+    def same(values, default, shipped, where):
+        assert sorted(values) == sorted(field.name for field in dataclasses.fields(default)), where
+        for key, value in values.items():
+            assert getattr(shipped, key) == getattr(default, key), f"{where}.{key}"
+            nested = getattr(default, key)
+            if dataclasses.is_dataclass(nested):
+                same(value, nested, getattr(shipped, key), f"{where}.{key}")
+            elif isinstance(nested, tuple) and nested and dataclasses.is_dataclass(nested[0]):
+                assert len(value) == len(nested), f"{where}.{key}"
+                for index, (entry, item) in enumerate(zip(value, nested, strict=True)):
+                    same(entry, item, getattr(shipped, key)[index], f"{where}.{key}[{index}]")
+
+    same(values, default, shipped, section)
+    assert shipped == default
+
+
+def test_the_ingest_rules_keep_the_video_rules_defaults():
+    from motiontune.io.validation import VideoLimits, VideoRules
+
+    assert VideoLimits().rules(min_frames=8) == VideoRules(min_frames=8)

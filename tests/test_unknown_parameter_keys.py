@@ -96,3 +96,36 @@ def test_the_backbone_section_is_checked_before_anything_loads():
         "backbone.dtyp: unknown key (did you mean 'dtype'?)"]
     assert parameter_problems({"video": video, "backbone": {**good, "dtype": "float64"}}) == [
         "backbone.dtype: 'float64' is not one of ['bfloat16', 'float16', 'float32']"]
+
+
+def test_the_whole_run_check_covers_ingest_encode_and_benchmark():
+    """A typo or an out-of-range value in ``ingest`` (with its rules), ``encode`` or ``benchmark`` (with each of its
+    methods) fails the parameter check before a pipeline starts, as one line naming ``section.key``."""
+    from pathlib import Path
+
+    import yaml
+
+    from motiontune.parameters import parameter_problems
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "base"
+    params = {}
+    for name in ("parameters.yml", "parameters_ingest.yml", "parameters_encode.yml", "parameters_benchmark.yml"):
+        params.update(yaml.safe_load((conf / name).read_text(encoding="utf-8")))
+    assert parameter_problems(params) == []  # the shipped sections pass
+    rules, vmc = params["ingest"]["rules"], {"label": "VMC", "method": "vmc"}
+    mistakes = [
+        ("ingest", {"frame_fps": 8}, "ingest.frame_fps: unknown key (did you mean 'frames_fps'?)"),
+        ("ingest", {"on_error": "ignore"}, "ingest.on_error: 'ignore' is not one of ['stop', 'skip']"),
+        ("ingest", {"frames_fps": 0}, "ingest.frames_fps: must be a positive number, got 0"),
+        ("ingest", {"rules": {**rules, "max_sides": 9}}, "ingest.rules.max_sides: unknown key (did you mean 'max_side'?)"),
+        ("ingest", {"rules": {**rules, "min_fps": -1.0}}, "ingest.rules.min_fps: must be a positive number, got -1.0"),
+        ("encode", {"inversion_step": 5}, "encode.inversion_step: unknown key (did you mean 'inversion_steps'?)"),
+        ("encode", {"inversion_steps": 0}, "encode.inversion_steps: must be a positive integer, got 0"),
+        ("benchmark", {"seed": [1]}, "benchmark.seed: unknown key (did you mean 'seeds'?)"),
+        ("benchmark", {"seeds": []}, "benchmark.seeds: must be a non-empty list of integers, got ()"),
+        ("benchmark", {"methods": [{**vmc, "optoins": {}}]}, "benchmark.methods[0].optoins: unknown key (did you mean 'options'?)"),
+        ("benchmark", {"methods": [vmc, {**vmc, "method": "vmcc"}]},
+         "benchmark.methods[1].method: 'vmcc' is not one of ['motion_embeddings', 'motiondirector', 'motionmatcher', 'vmc']"),
+    ]
+    for section, change, message in mistakes:
+        assert parameter_problems({**params, section: {**params[section], **change}}) == [message], (section, change)

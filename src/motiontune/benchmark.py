@@ -30,12 +30,14 @@ from tqdm.auto import tqdm
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.executors import Executor, Job, LocalExecutor, job_work_dir
 from motiontune.io.atomic import write_atomically
+from motiontune.methods.base import method_names
 from motiontune.metrics.configured import MetricModels
 from motiontune.metrics.evaluation import evaluate_motion
 from motiontune.metrics.trackers import Tracker
 from motiontune.training.customize import learn_motion, training_config_for
 from motiontune.training.loop import TrainingConfig
 from motiontune.generation.generate import GenerationConfig, generate_with_motion, video_id
+from motiontune.sections import build_section
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,72 @@ class BenchmarkMethod:
     options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     generate: dict[str, Any] = field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        """Range errors of an entry of ``benchmark.methods`` (see :meth:`BenchmarkSettings.from_params`)."""
+        problems = []
+        if self.method not in method_names():
+            problems.append(f"method: '{self.method}' is not one of {method_names()}")
+        for key in ("options", "train", "generate"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, Mapping):
+                problems.append(f"{key}: must be a mapping (or null), got {value!r}")
+        return problems
+
+
+# The shipped methods of ``benchmark.methods``: options are merged over train.<method>; train/generate override
+# per method.
+BENCHMARK_METHODS: tuple[BenchmarkMethod, ...] = (
+    BenchmarkMethod(label="Motion Embeddings", method="motion_embeddings"),
+    BenchmarkMethod(label="VMC", method="vmc"),
+    BenchmarkMethod(label="MotionMatcher", method="motionmatcher"),
+    BenchmarkMethod(label="MotionDirector", method="motiondirector"),
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """The ``benchmark`` parameters (conf/base/parameters_benchmark.yml); defaults are its values. ``executor`` is
+    also checked (with the ``ray`` section) by :func:`motiontune.executors.executor_problems`."""
+
+    manifest_dir: str = "data/01_raw"
+    # None = all entries of the benchmark manifest; or a list of names (a string is split on commas)
+    entries: tuple[str, ...] | str | None = None
+    seeds: tuple[int, ...] = (0,)
+    executor: str = "local"  # local | ray: each (method, seed, reference) job as a Ray task (settings: parameters_executor.yml)
+    # each job's training checkpoints (a folder every worker sees), so a retried job resumes; None = none kept
+    work_dir: str | None = "data/07_model_output/benchmark_jobs"
+    # loop overrides for every method, over the train section (CPU-sized; the papers use 400-800 steps);
+    # checkpoint_every: into work_dir, so a job whose worker dies resumes (a finished benchmark removes them)
+    train: dict[str, Any] = field(default_factory=lambda: {"steps": 30, "checkpoint_every": 10, "progress_bar": False})
+    # sampling overrides, over the generate section (the method's own inference defaults still apply)
+    generate: dict[str, Any] = field(default_factory=lambda: {"steps": 20, "progress_bar": False})
+    methods: tuple[BenchmarkMethod, ...] = BENCHMARK_METHODS
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> BenchmarkSettings:
+        """Build from the ``benchmark`` parameters (None = defaults; unknown keys, also of each method entry,
+        and range errors raise)."""
+        return build_section(cls, params, "benchmark")
+
+    def method_params(self) -> list[dict[str, Any]]:
+        """``methods`` as the mappings :func:`methods_from_params` reads."""
+        return [
+            {"label": item.label, "method": item.method, "options": item.options, "train": item.train, "generate": item.generate}
+            for item in self.methods
+        ]
+
+    def problems(self) -> list[str]:
+        problems = []
+        seeds = self.seeds
+        if not isinstance(seeds, tuple) or not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+            problems.append(f"seeds: must be a non-empty list of integers, got {seeds!r}")
+        for key in ("train", "generate"):
+            if not isinstance(getattr(self, key), Mapping):
+                problems.append(f"{key}: must be a mapping of overrides, got {getattr(self, key)!r}")
+        if not isinstance(self.methods, tuple) or not self.methods:
+            problems.append(f"methods: must be a non-empty list of methods, got {self.methods!r}")
+        return problems
 
 
 @dataclass(frozen=True)

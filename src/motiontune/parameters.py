@@ -8,8 +8,10 @@ from typing import Any
 
 from motiontune.backbone.layout import BLOCK_PRESETS
 from motiontune.backbone.loading import BackboneSettings
+from motiontune.benchmark import BenchmarkSettings
 from motiontune.errors import UserError
 from motiontune.executors import executor_problems
+from motiontune.io.references import IngestSettings
 from motiontune.metrics.clip_scores import missing_local_model
 from motiontune.metrics.configured import evaluate_problems
 from motiontune.methods.embeddings import DEBIAS_MODES
@@ -17,6 +19,7 @@ from motiontune.methods.base import method_config, method_names
 from motiontune.training.customize import training_config_for
 from motiontune.generation.generate import GenerationConfig
 from motiontune.sampling.noise import NOISE_INITS
+from motiontune.sampling.features import EncodeSettings
 from motiontune.generation.reference_inversion import INVERSION_MODELS, INVERSION_PROMPTS
 from motiontune.tracking.registry import registry_generate_problems
 
@@ -77,6 +80,12 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
         if params.get(section) is not None:
             problems += executor_problems(params[section].get("executor", "local"), params.get("ray"), section)
 
+    if params.get("ingest") is not None:
+        _check(problems, lambda: IngestSettings.from_params(params["ingest"]))  # ingest.* and ingest.rules.*
+    if params.get("encode") is not None:
+        _check(problems, lambda: EncodeSettings.from_params(params["encode"]))
+    if params.get("benchmark") is not None:
+        _check(problems, lambda: BenchmarkSettings.from_params(params["benchmark"]))  # its methods included
     evaluate = params.get("evaluate")
     if params.get("backbone") is not None:
         _check(problems, lambda: BackboneSettings.from_params(params["backbone"]))

@@ -19,7 +19,7 @@ from motiontune.methods.config import InferenceDefaults, MethodConfig, TrainingD
 from motiontune.methods.losses import ddpm_loss
 from motiontune.training.customize import learn_motion
 
-from motion_helpers import quick_config, random_reference
+from motion_helpers import FRAMES, PIXELS, quick_config, random_reference
 
 BIAS = "conv_out.bias"
 
@@ -50,7 +50,7 @@ def _bias_swapped(unet: nn.Module, bias: torch.Tensor) -> Iterator[None]:
 class OutputBiasMethod(NoisePredictionMethod):
     version = "1"
 
-    def prepare(self, backbone: Any, num_frames: int, height: int, width: int) -> None:
+    def build(self, backbone: Any, num_frames: int, height: int, width: int) -> None:
         self.bias = nn.Parameter(backbone.unet.conv_out.bias.detach().clone() + self.config.init)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -90,9 +90,9 @@ def test_a_registered_module_is_a_method_everywhere(output_bias_method, tiny_bac
     from motiontune.parameters import parameter_problems
 
     assert "output_bias" in method_names()
-    assert build_method("output_bias", {"init": 0.5}).config.init == 0.5
+    assert build_method("output_bias", {"init": 0.5}, tiny_backbone, FRAMES, PIXELS, PIXELS).config.init == 0.5
     with pytest.raises(ValueError, match=r"train\.output_bias\.inti: unknown key \(did you mean 'init'\?\)"):
-        build_method("output_bias", {"inti": 0.5})
+        build_method("output_bias", {"inti": 0.5}, tiny_backbone, FRAMES, PIXELS, PIXELS)
     video = {"num_frames": 4, "height": 32, "width": 32, "fps": 8}
     assert parameter_problems({"video": video, "train": {"method": "output_bias", "output_bias": {"init": 0.1}}}) == []
     assert any("train.output_bias.training.stepz: unknown key" in problem for problem in parameter_problems(

@@ -34,8 +34,7 @@ def inputs():
 def trained_like_tensors(backbone, name):
     """An artifact's tensors for ``name`` on the tiny backbone, with random non-zero values (LoRA B included)."""
     options = {"rank": 4} if name in ("motionmatcher", "motiondirector") else {}
-    method = build_method(name, options)
-    method.prepare(backbone, FRAMES, PIXELS, PIXELS)
+    method = build_method(name, options, backbone, FRAMES, PIXELS, PIXELS)
     generator = torch.Generator().manual_seed(3)
     tensors = {}
     for key, tensor in method.artifact_tensors().items():

@@ -9,7 +9,7 @@ import yaml
 
 from motiontune.methods.artifact import MotionArtifact
 from motiontune.training.customize import learn_motion
-from motiontune.methods.base import build_method, method_class, method_names, recommended_inference
+from motiontune.methods.base import method_class, method_config, method_names, recommended_inference
 from motiontune.training.loop import TrainingConfig
 from motiontune.parameters import parameter_problems
 from motiontune.generation import generate as generation
@@ -38,7 +38,7 @@ def test_the_inference_block_updates_the_defaults_and_is_not_a_constructor_optio
     recommended = recommended_inference("motionmatcher", options)
     assert recommended["guidance_scale"] == 12.0 and recommended["steps"] == 75
     assert recommended["noise_init"] == "blend" and recommended["blend_strength"] == 0.3  # null keeps the default
-    assert build_method("motionmatcher", options).rank == 4
+    assert method_config("motionmatcher", options).rank == 4
     with pytest.raises(ValueError, match=r"train.vmc.inference.debias: unknown key"):
         recommended_inference("vmc", {"inference": {"debias": "frame_diff"}})  # VMC has no value embedding
 

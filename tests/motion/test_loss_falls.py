@@ -49,8 +49,7 @@ def evaluation_loss(method, backbone, reference) -> float:
 def test_training_lowers_the_methods_loss(tiny_backbone, restore_unet, name):
     options, learning_rate = CASES[name]
     reference = random_reference(5)
-    method = build_method(name, options)
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    method = build_method(name, options, tiny_backbone, FRAMES, PIXELS, PIXELS)
     before = evaluation_loss(method, tiny_backbone, reference)
     result = train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"],
                           quick_config(steps=STEPS, learning_rate=learning_rate, weight_decay=0.0))

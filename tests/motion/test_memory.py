@@ -38,8 +38,7 @@ def quick(**overrides):
 
 
 def embeddings_method(backbone, blocks="all"):
-    method = MotionEmbeddingsMethod(blocks=blocks)
-    method.prepare(backbone, FRAMES, SIZE, SIZE)
+    method = MotionEmbeddingsMethod(backbone, FRAMES, SIZE, SIZE, blocks=blocks)
     with torch.no_grad():  # non-zero embeddings, so the value path matters
         generator = torch.Generator().manual_seed(5)
         for parameter in method.trainable_parameters():
@@ -79,8 +78,7 @@ def test_gradient_checkpointing_changes_no_result(tiny_backbone, inputs):
 def test_the_training_loop_gives_the_same_embeddings_with_checkpointing(tiny_backbone, inputs):
     learned = {}
     for checkpointing in (False, True):
-        method = MotionEmbeddingsMethod(blocks="all")
-        method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+        method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="all")
         result = train_motion(method, tiny_backbone, inputs["latents"], inputs["prompt_embeds"], quick(gradient_checkpointing=checkpointing))
         learned[checkpointing] = (result.loss_history, method.artifact_tensors())
     assert learned[True][0] == pytest.approx(learned[False][0], rel=1e-6)
@@ -191,8 +189,7 @@ def test_checkpointing_reduces_activation_memory(tiny_backbone, inputs):
 
 
 def test_bf16_mixed_precision_trains_on_cpu_with_float32_master_weights(tiny_backbone, inputs):
-    method = MotionEmbeddingsMethod(blocks="deep")
-    method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+    method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="deep")
     seen = []
     handle = tiny_backbone.unet.conv_in.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
     try:
@@ -211,8 +208,7 @@ def test_bf16_mixed_precision_trains_on_cpu_with_float32_master_weights(tiny_bac
 def test_checkpointing_and_bf16_combine(tiny_backbone, inputs):
     reference = {}
     for checkpointing in (False, True):
-        method = MotionEmbeddingsMethod(blocks="all")
-        method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+        method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="all")
         config = quick(steps=1, mixed_precision="bf16", gradient_checkpointing=checkpointing)
         reference[checkpointing] = train_motion(method, tiny_backbone, inputs["latents"], inputs["prompt_embeds"], config).loss_history
     # the recomputation runs under the same autocast state as the forward pass
@@ -220,8 +216,7 @@ def test_checkpointing_and_bf16_combine(tiny_backbone, inputs):
 
 
 def test_mixed_precision_settings_are_checked(tiny_backbone, inputs):
-    method = MotionEmbeddingsMethod(blocks="deep")
-    method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+    method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="deep")
     with pytest.raises(ValueError, match="fp16 needs a CUDA device.*use bf16 or no"):
         train_motion(method, tiny_backbone, inputs["latents"], inputs["prompt_embeds"], quick(mixed_precision="fp16"))
     with pytest.raises(ValueError, match=r"train.mixed_precision: 'fp8' is not one of \['no', 'bf16', 'fp16'\]"):
@@ -239,8 +234,7 @@ def test_conf_documents_the_switches_with_defaults_that_keep_current_behaviour(p
 
 
 def test_execution_switches_do_not_invalidate_a_resumable_checkpoint(tiny_backbone, inputs):
-    method = MotionEmbeddingsMethod(blocks="deep")
-    method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+    method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="deep")
 
     def fingerprint(**overrides):
         return _run_fingerprint(method, quick(**overrides), inputs["latents"], inputs["prompt_embeds"])
@@ -250,8 +244,7 @@ def test_execution_switches_do_not_invalidate_a_resumable_checkpoint(tiny_backbo
 
 
 def test_no_frozen_parameter_holds_a_gradient_after_a_step(tiny_backbone, inputs):
-    method = MotionEmbeddingsMethod(blocks="deep")
-    method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+    method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="deep")
     train_motion(method, tiny_backbone, inputs["latents"], inputs["prompt_embeds"], quick(steps=1))
     frozen = {"unet": tiny_backbone.unet, "vae": tiny_backbone.vae, "text_encoder": tiny_backbone.text_encoder}
     assert frozen_parameters_with_grad(frozen, method.trainable_parameters()) == []
@@ -267,8 +260,7 @@ class LeakyMethod(MotionEmbeddingsMethod):
 
 
 def test_a_gradient_reaching_a_frozen_weight_stops_training(tiny_backbone, inputs):
-    method = LeakyMethod(blocks="deep")
-    method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+    method = LeakyMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="deep")
     try:
         with pytest.raises(RuntimeError, match=r"frozen backbone weights received gradients at step 0 \(unet.conv_out.weight\)"):
             train_motion(method, tiny_backbone, inputs["latents"], inputs["prompt_embeds"], quick(steps=1))
@@ -290,8 +282,7 @@ def test_a_compile_failure_is_reported_and_training_goes_on_uncompiled(tiny_back
     monkeypatch.setattr(unet, "compile", lambda **kwargs: unet.__dict__.__setitem__("_compiled_call_impl", failing_compiled_call))
     results = {}
     for compile_ in (False, True):
-        method = MotionEmbeddingsMethod(blocks="deep")
-        method.prepare(tiny_backbone, FRAMES, SIZE, SIZE)
+        method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, SIZE, SIZE, blocks="deep")
         results[compile_] = train_motion(method, tiny_backbone, inputs["latents"], inputs["prompt_embeds"], quick(steps=1, compile=compile_))
     assert calls == [1]
     assert "torch.compile failed (TorchRuntimeError: inductor: no C++ compiler); continuing uncompiled" in caplog.text

@@ -46,8 +46,7 @@ def batch_for(backbone, reference, seed):
 
 
 def prepared(backbone, **options):
-    method = MotionDirectorMethod(rank=4, **options)
-    method.prepare(backbone, FRAMES, PIXELS, PIXELS)
+    method = MotionDirectorMethod(backbone, FRAMES, PIXELS, PIXELS, rank=4, **options)
     with torch.no_grad():
         for parameter in method.trainable_parameters():
             parameter.normal_(std=0.05)  # non-zero B so that every LoRA tensor gets gradients
@@ -56,8 +55,7 @@ def prepared(backbone, **options):
 
 def test_trainable_parameters_are_the_two_loras_on_the_public_code_targets(tiny_backbone, reference):
     unet = tiny_backbone.unet
-    method = MotionDirectorMethod()
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    method = MotionDirectorMethod(tiny_backbone, FRAMES, PIXELS, PIXELS)
     spatial = set(method.spatial.layers)
     temporal = set(method.temporal.layers)
     assert spatial and all(".attentions." in name and (".attn1." in name or ".ff." in name) for name in spatial)
@@ -129,8 +127,7 @@ def test_temporal_loss_is_mse_plus_debiased_term_and_skipping_leaves_the_spatial
 def test_artifact_is_the_temporal_lora_round_trip_and_restoration(tiny_backbone, reference, tmp_path):
     unet = tiny_backbone.unet
     plain = unet_output(tiny_backbone, reference)
-    untrained = MotionDirectorMethod(rank=4)
-    untrained.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    untrained = MotionDirectorMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, rank=4)
     before = structure(unet)
     with MotionDirectorMethod.applied(tiny_backbone, untrained.artifact_tensors(), {}):
         assert torch.equal(unet_output(tiny_backbone, reference), plain)
@@ -162,10 +159,10 @@ def test_artifact_is_the_temporal_lora_round_trip_and_restoration(tiny_backbone,
     assert_restored(unet, before)
 
 
-def test_options_and_recommended_training():
-    assert isinstance(build_method("motiondirector", {"rank": 8}), MotionDirectorMethod)
+def test_options_and_recommended_training(tiny_backbone):
+    assert isinstance(build_method("motiondirector", {"rank": 8}, tiny_backbone, FRAMES, PIXELS, PIXELS), MotionDirectorMethod)
     with pytest.raises(ValueError, match="spatial_skip_probability: must be in"):
-        build_method("motiondirector", {"spatial_skip_probability": 2})
+        build_method("motiondirector", {"spatial_skip_probability": 2}, tiny_backbone, FRAMES, PIXELS, PIXELS)
     assert recommended_training("motiondirector") == {"steps": 150, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
 
 
@@ -176,8 +173,7 @@ def test_gradient_checkpointing_trains_identically(tiny_backbone, reference):
     """Checkpointed blocks are recomputed in backward, after the LoRA was detached: results must not change."""
     results = []
     for checkpointing in (False, True):
-        method = MotionDirectorMethod(rank=4, spatial_skip_probability=0.0)
-        method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+        method = MotionDirectorMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, rank=4, spatial_skip_probability=0.0)
         with torch.no_grad():
             for parameter in method.trainable_parameters():
                 parameter.normal_(std=0.05, generator=torch.Generator().manual_seed(7))

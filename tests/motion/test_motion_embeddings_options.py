@@ -22,8 +22,7 @@ def train_two_steps(backbone, reference, **options):
     unet = backbone.unet
     before = {name: value.clone() for name, value in unet.state_dict().items()}
     processors = {name: type(module.processor) for name, module in unet.named_modules() if hasattr(module, "set_processor")}
-    method = MotionEmbeddingsMethod(**options)
-    method.prepare(backbone, FRAMES, PIXELS, PIXELS)
+    method = MotionEmbeddingsMethod(backbone, FRAMES, PIXELS, PIXELS, **options)
     config = TrainingConfig(steps=2, learning_rate=0.05, checkpoint_every=0, progress_bar=False)
     result = train_motion(method, backbone, reference["latents"], reference["prompt_embeds"], config)
     assert len(result.loss_history) == 2 and all(torch.isfinite(torch.tensor(result.loss_history)))
@@ -74,18 +73,18 @@ def test_embedding_layouts_train(tiny_backbone, reference, query_key_layout, val
     assert tuple(tensors[f"{key}.attn2.value"].shape) == (positions[value_layout], FRAMES, 64)
 
 
-def test_loss_selection_reaches_the_loss_function():
+def test_loss_selection_reaches_the_loss_function(tiny_backbone):
     prediction, target = torch.randn(1, 4, FRAMES, 8, 8), torch.randn(1, 4, FRAMES, 8, 8)
-    method = MotionEmbeddingsMethod(loss="vmc", vmc_form="l2")
+    method = MotionEmbeddingsMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, loss="vmc", vmc_form="l2")
     assert torch.equal(method.loss(prediction, target), get_loss("vmc", form="l2")(prediction, target))
-    debiased = MotionEmbeddingsMethod(loss="debiased_temporal")
+    debiased = MotionEmbeddingsMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, loss="debiased_temporal")
     first = debiased.loss(prediction, target, generator=torch.Generator().manual_seed(0))
     again = debiased.loss(prediction, target, generator=torch.Generator().manual_seed(0))
     assert torch.equal(first, again) and first > get_loss("ddpm")(prediction, target)
     with pytest.raises(ValueError, match="vmc_form: 'abs' is not one of"):
-        MotionEmbeddingsMethod(loss="vmc", vmc_form="abs")
+        MotionEmbeddingsMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, loss="vmc", vmc_form="abs")
     with pytest.raises(ValueError, match="loss: 'l1' is not one of"):
-        build_method("motion_embeddings", {"loss": "l1"})
+        build_method("motion_embeddings", {"loss": "l1"}, tiny_backbone, FRAMES, PIXELS, PIXELS)
 
 
 def test_debiased_training_is_reproducible_from_the_seed(tiny_backbone, reference):
@@ -95,13 +94,13 @@ def test_debiased_training_is_reproducible_from_the_seed(tiny_backbone, referenc
     assert all(torch.equal(first[key], second[key]) for key in first)
 
 
-def test_recommended_training_and_the_training_block():
+def test_recommended_training_and_the_training_block(tiny_backbone):
     assert recommended_training("motion_embeddings") == {"steps": 800, "learning_rate": 5e-2, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
-    assert isinstance(build_method("motion_embeddings", {"blocks": "deep", "training": {"steps": 300}}), MotionEmbeddingsMethod)
+    assert isinstance(build_method("motion_embeddings", {"blocks": "deep", "training": {"steps": 300}}, tiny_backbone, FRAMES, PIXELS, PIXELS), MotionEmbeddingsMethod)
     assert recommended_training("motion_embeddings", {"training": {"steps": 300}})["steps"] == 300
 
 
-def test_every_method_block_in_conf_equals_the_config_defaults(project_root):
+def test_every_method_block_in_conf_equals_the_config_defaults(tiny_backbone, project_root):
     """The YAML is checked against each method's Config dataclass (the single source of the defaults): every key
     of ``train.<method>`` equals its default, and every option of the Config appears in the YAML."""
     import dataclasses
@@ -112,7 +111,7 @@ def test_every_method_block_in_conf_equals_the_config_defaults(project_root):
 
     train = yaml.safe_load((project_root / "conf" / "base" / "parameters_train.yml").read_text(encoding="utf-8"))["train"]
     for name in ("motion_embeddings", "vmc", "motionmatcher", "motiondirector"):
-        method = build_method(name, train[name])
+        method = build_method(name, train[name], tiny_backbone, FRAMES, PIXELS, PIXELS)
         config = method_class(name).Config()
         assert sorted(set(config.option_names()) - set(train[name])) == [], f"train.{name}: options missing from the YAML"
         for key, value in train[name].items():
@@ -137,8 +136,7 @@ def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_
 
     plain = output()
     processors = {name: module.processor for name, module in unet.named_modules() if hasattr(module, "set_processor")}
-    untrained = MotionEmbeddingsMethod(blocks="deep")
-    untrained.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    untrained = MotionEmbeddingsMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, blocks="deep")
     with MotionEmbeddingsMethod.applied(tiny_backbone, untrained.artifact_tensors(), MotionEmbeddingsMethod.inference_defaults):
         assert torch.equal(output(), plain)
 

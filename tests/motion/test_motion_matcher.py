@@ -102,8 +102,7 @@ def test_ddim_step_with_the_true_noise_lands_on_the_forward_process():
 def test_only_the_lora_trains_and_no_second_unet_is_held(tiny_backbone, reference):
     unet = tiny_backbone.unet
     base_storage = len({parameter.data_ptr() for parameter in unet.parameters()})
-    method = MotionMatcherMethod()
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    method = MotionMatcherMethod(tiny_backbone, FRAMES, PIXELS, PIXELS)
     lora = method.trainable_parameters()
     layers = {key.rsplit(".lora_", 1)[0] for key in method.artifact_tensors()}
     # public code targets: spatial attn1 + ff (not the cross-attention), temporal attn1 + attn2 + ff, transformer_in too
@@ -140,9 +139,8 @@ class FeatureRecordingMotionMatcher(MotionMatcherMethod):
 
 def test_gradients_reach_the_lora_only_through_the_predicted_branch(tiny_backbone, reference):
     unet = tiny_backbone.unet
-    method = FeatureRecordingMotionMatcher(rank=4)
+    method = FeatureRecordingMotionMatcher(tiny_backbone, FRAMES, PIXELS, PIXELS, rank=4)
     method.recorded = []
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
     with torch.no_grad():
         for parameter in method.trainable_parameters():
             parameter.normal_(std=0.05)  # non-zero B so that lora_A gets gradients too
@@ -166,8 +164,7 @@ def test_gradients_reach_the_lora_only_through_the_predicted_branch(tiny_backbon
 
 def test_artifact_round_trip_untrained_identity_and_restoration(tiny_backbone, reference, tmp_path):
     unet = tiny_backbone.unet
-    method = MotionMatcherMethod(rank=4)
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    method = MotionMatcherMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, rank=4)
     early, late = unet_output(tiny_backbone, reference, 700), unet_output(tiny_backbone, reference, 300)
     before = structure(unet)
     with MotionMatcherMethod.applied(tiny_backbone, method.artifact_tensors(), {"lora_min_timestep": 0}):
@@ -198,12 +195,12 @@ def test_artifact_round_trip_untrained_identity_and_restoration(tiny_backbone, r
     assert_restored(unet, before)
 
 
-def test_options_and_recommended_training():
-    assert isinstance(build_method("motionmatcher", {"rank": 8, "training": {"steps": 5}}), MotionMatcherMethod)
+def test_options_and_recommended_training(tiny_backbone):
+    assert isinstance(build_method("motionmatcher", {"rank": 8, "training": {"steps": 5}}, tiny_backbone, FRAMES, PIXELS, PIXELS), MotionMatcherMethod)
     with pytest.raises(ValueError, match=r"spatial_targets: \['attn3'\] are not among"):
-        build_method("motionmatcher", {"spatial_targets": ["attn3"]})
+        build_method("motionmatcher", {"spatial_targets": ["attn3"]}, tiny_backbone, FRAMES, PIXELS, PIXELS)
     assert recommended_training("motionmatcher") == {"steps": 400, "learning_rate": 5e-4, "weight_decay": 1e-2, "max_grad_norm": None, "simplified_prompt": False}
-    assert MotionMatcherMethod(min_timestep=500).sample_timesteps(1000, 64, torch.Generator().manual_seed(0)).min() >= 500
+    assert MotionMatcherMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, min_timestep=500).sample_timesteps(1000, 64, torch.Generator().manual_seed(0)).min() >= 500
 
 
 @pytest.mark.skipif(
@@ -213,8 +210,7 @@ def test_gradient_checkpointing_trains_identically(tiny_backbone, reference):
     """Checkpointed blocks are recomputed in backward, after the LoRA was detached: results must not change."""
     results = []
     for checkpointing in (False, True):
-        method = MotionMatcherMethod(rank=4)
-        method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+        method = MotionMatcherMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, rank=4)
         with torch.no_grad():
             for parameter in method.trainable_parameters():
                 parameter.normal_(std=0.05, generator=torch.Generator().manual_seed(7))

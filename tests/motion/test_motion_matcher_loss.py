@@ -21,8 +21,7 @@ def reference():
 
 
 def prepared(backbone, lora_std=0.0, **options):
-    method = MotionMatcherMethod(rank=4, **options)
-    method.prepare(backbone, FRAMES, PIXELS, PIXELS)
+    method = MotionMatcherMethod(backbone, FRAMES, PIXELS, PIXELS, rank=4, **options)
     if lora_std:
         with torch.no_grad():
             for parameter in method.trainable_parameters():

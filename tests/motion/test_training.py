@@ -8,6 +8,8 @@ from motiontune.methods.motion_embeddings import MotionEmbeddingsMethod
 from motiontune.training.loop import TrainingConfig, TrainingDivergedError, train_motion
 from motiontune.backbone.loading import BackboneError
 
+from motion_helpers import FRAMES, PIXELS
+
 
 @pytest.fixture(scope="module")
 def reference(tiny_backbone):
@@ -33,8 +35,7 @@ def quick(**overrides):
 
 def test_only_the_embeddings_train(tiny_backbone, reference):
     before = {k: v.clone() for k, v in tiny_backbone.unet.state_dict().items()}
-    method = MotionEmbeddingsMethod(blocks="deep")
-    method.prepare(tiny_backbone, 8, 64, 64)
+    method = MotionEmbeddingsMethod(tiny_backbone, 8, 64, 64, blocks="deep")
     trainable = method.trainable_parameters()
     assert {tuple(p.shape) for p in trainable} == {(1, 8, 64), (64, 8, 64)}
     assert not any(p.requires_grad for p in tiny_backbone.unet.parameters())
@@ -47,8 +48,7 @@ def test_only_the_embeddings_train(tiny_backbone, reference):
 
 def test_resume_from_checkpoint_equals_an_uninterrupted_run(tiny_backbone, reference, tmp_path):
     def run(steps, checkpoint_dir):
-        method = MotionEmbeddingsMethod(blocks="deep")
-        method.prepare(tiny_backbone, 8, 64, 64)
+        method = MotionEmbeddingsMethod(tiny_backbone, 8, 64, 64, blocks="deep")
         train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"], quick(steps=steps, checkpoint_every=2), checkpoint_dir)
         return method.artifact_tensors()
 
@@ -60,23 +60,22 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tiny_backbone, refer
 
 
 def test_divergence_stops_with_a_clear_message(tiny_backbone, reference):
-    method = MotionEmbeddingsMethod(blocks="deep")
-    method.prepare(tiny_backbone, 8, 64, 64)
+    method = MotionEmbeddingsMethod(tiny_backbone, 8, 64, 64, blocks="deep")
     latents = reference["latents"].clone()
     latents[0, 0, 0, 0, 0] = float("nan")
     with pytest.raises(TrainingDivergedError, match="lower train.learning_rate"):
         train_motion(method, tiny_backbone, latents, reference["prompt_embeds"], quick())
 
 
-def test_bad_training_settings_are_rejected():
+def test_bad_training_settings_are_rejected(tiny_backbone):
     with pytest.raises(ValueError, match="train.steps: must be at least 1"):
         TrainingConfig(steps=0)
     with pytest.raises(ValueError, match="train.learning_rate: must be positive"):
         TrainingConfig(learning_rate=-1)
     with pytest.raises(ValueError, match="train.method: 'dreambooth' is not one of"):
-        build_method("dreambooth", {})
+        build_method("dreambooth", {}, tiny_backbone, FRAMES, PIXELS, PIXELS)
     with pytest.raises(ValueError, match="train.motion_embeddings.rank: unknown key"):
-        build_method("motion_embeddings", {"rank": 4})
+        build_method("motion_embeddings", {"rank": 4}, tiny_backbone, FRAMES, PIXELS, PIXELS)
 
 
 def test_artifact_round_trip_and_refusals(tiny_backbone, reference, tmp_path):
@@ -108,8 +107,7 @@ def test_artifact_round_trip_and_refusals(tiny_backbone, reference, tmp_path):
 
 def test_same_seed_same_artifact_other_seed_other_artifact(tiny_backbone, reference):
     def run(seed):
-        method = MotionEmbeddingsMethod(blocks="deep")
-        method.prepare(tiny_backbone, 8, 64, 64)
+        method = MotionEmbeddingsMethod(tiny_backbone, 8, 64, 64, blocks="deep")
         train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"], quick(seed=seed))
         return method.artifact_tensors()
 
@@ -123,8 +121,7 @@ def test_nan_mid_run_stops_naming_the_step_and_cause_and_keeps_the_last_good_che
 
     from motiontune.training.loop import CHECKPOINT_FILE
 
-    method = MotionEmbeddingsMethod(blocks="deep")
-    method.prepare(tiny_backbone, 8, 64, 64)
+    method = MotionEmbeddingsMethod(tiny_backbone, 8, 64, 64, blocks="deep")
     real_loss = method.training_loss
 
     def loss_turning_nan(backbone, batch):

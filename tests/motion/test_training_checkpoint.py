@@ -28,8 +28,7 @@ def reference():
 
 
 def motion(backbone):
-    method = build_method("motion_embeddings", {"blocks": "deep"})
-    method.prepare(backbone, FRAMES, PIXELS, PIXELS)
+    method = build_method("motion_embeddings", {"blocks": "deep"}, backbone, FRAMES, PIXELS, PIXELS)
     return method
 
 

@@ -43,8 +43,7 @@ def expected_keys(unet, include_transformer_in=False):
 
 def test_only_temporal_qkv_projections_train_and_nothing_else_changes(tiny_backbone, reference):
     unet = tiny_backbone.unet
-    method = VMCMethod()
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    method = VMCMethod(tiny_backbone, FRAMES, PIXELS, PIXELS)
     keys = set(method.artifact_tensors())
     assert keys == expected_keys(unet)
     assert len(keys) == 7 * 2 * 3  # 7 temporal transformers besides transformer_in, attn1 + attn2, q/k/v
@@ -66,29 +65,27 @@ def test_only_temporal_qkv_projections_train_and_nothing_else_changes(tiny_backb
 
 
 def test_options_choose_the_projections_and_transformer_in(tiny_backbone):
-    method = VMCMethod(projections=["to_v"], include_transformer_in=True)
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    method = VMCMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, projections=["to_v"], include_transformer_in=True)
     keys = set(method.artifact_tensors())
     assert {key for key in keys if key.startswith("transformer_in.")} == {
         "transformer_in.transformer_blocks.0.attn1.to_v.weight", "transformer_in.transformer_blocks.0.attn2.to_v.weight"
     }
     assert all(key.endswith("to_v.weight") for key in keys) and len(keys) == 8 * 2
     with pytest.raises(ValueError, match="must be a non-empty subset"):
-        VMCMethod(projections=["to_x"]).prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+        VMCMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, projections=["to_x"])
 
 
-def test_loss_is_the_configured_vmc_form():
+def test_loss_is_the_configured_vmc_form(tiny_backbone):
     prediction, target = torch.randn(1, 4, FRAMES, 8, 8), torch.randn(1, 4, FRAMES, 8, 8)
     for form in ("paper", "public_code", "l2"):
-        assert torch.equal(VMCMethod(vmc_form=form).loss(prediction, target), vmc_loss(prediction, target, form=form))
+        assert torch.equal(VMCMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, vmc_form=form).loss(prediction, target), vmc_loss(prediction, target, form=form))
     with pytest.raises(ValueError, match="vmc_form: 'cos' is not one of"):
-        VMCMethod(vmc_form="cos")
+        VMCMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, vmc_form="cos")
 
 
 def test_untrained_artifact_is_the_original_weights_and_changes_nothing(tiny_backbone, reference):
     unet = tiny_backbone.unet
-    method = VMCMethod()
-    method.prepare(tiny_backbone, FRAMES, PIXELS, PIXELS)
+    method = VMCMethod(tiny_backbone, FRAMES, PIXELS, PIXELS)
     parameters = dict(unet.named_parameters())
     assert all(torch.equal(tensor, parameters[key]) for key, tensor in method.artifact_tensors().items())
     plain = unet_output(tiny_backbone, reference)
@@ -139,10 +136,10 @@ def test_an_artifact_that_does_not_fit_is_refused_before_anything_changes(tiny_b
     assert_restored(unet, before)
 
 
-def test_build_method_and_recommended_training():
-    assert isinstance(build_method("vmc", {"vmc_form": "l2", "training": {"steps": 10}}), VMCMethod)
+def test_build_method_and_recommended_training(tiny_backbone):
+    assert isinstance(build_method("vmc", {"vmc_form": "l2", "training": {"steps": 10}}, tiny_backbone, FRAMES, PIXELS, PIXELS), VMCMethod)
     with pytest.raises(ValueError, match="train.vmc.rank: unknown key"):
-        build_method("vmc", {"rank": 4})
+        build_method("vmc", {"rank": 4}, tiny_backbone, FRAMES, PIXELS, PIXELS)
     # VMC alone trains on the appearance-invariant prompt (sec. 3.2, public code)
     assert recommended_training("vmc") == {"steps": 400, "learning_rate": 1e-4, "weight_decay": 1e-2, "max_grad_norm": 1.0, "simplified_prompt": True}
     assert recommended_training("vmc", {"training": {"steps": 50}})["steps"] == 50

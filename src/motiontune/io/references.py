@@ -5,16 +5,56 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import ManifestEntry
-from motiontune.io.validation import VideoRules, VideoValidationError, problems_by_video, video_table
+from motiontune.io.validation import VideoLimits, VideoRules, VideoValidationError, problems_by_video, video_table
 from motiontune.io.video import read_video, resample_frames, resize_center_crop
 from motiontune.io.prompts import simplify_prompt
+from motiontune.sections import build_section
 
 logger = logging.getLogger(__name__)
+
+
+ON_ERROR = ("stop", "skip")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The ``ingest`` parameters (conf/base/parameters_ingest.yml); defaults are its values."""
+
+    manifest_dir: str = "data/01_raw"  # relative paths in the manifest are resolved from here
+    # None = every manifest entry; or a list of names, e.g. ("ball_right",) (a string is split on commas)
+    entries: tuple[str, ...] | str | None = None
+    frames_fps: float = 8  # frame rate assumed for a folder of frames (a manifest entry's fps wins)
+    resample_to_fps: bool = True  # True: sample at video.fps from the clip's start; False: spread over the whole clip
+    on_error: str = "stop"  # stop: a bad entry stops the run before anything is written; skip: leave it out, warn
+    rules: VideoLimits = field(default_factory=VideoLimits)  # Great Expectations checks on each reference video
+    # H.264 quality of the stored clips (lower = closer to the source). Not read by any node or dataset yet: the
+    # reference_clips catalog entry stores clips with VideoDataset's default crf.
+    video_crf: int = 12
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> IngestSettings:
+        """Build from the ``ingest`` parameters (None = defaults; unknown keys and range errors raise)."""
+        return build_section(cls, params, "ingest")
+
+    def video_rules(self, num_frames: int) -> VideoRules:
+        """The rules each reference video must meet: ``rules`` with at least ``num_frames`` frames."""
+        return self.rules.rules(min_frames=num_frames)
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not isinstance(self.frames_fps, (int, float)) or isinstance(self.frames_fps, bool) or self.frames_fps <= 0:
+            problems.append(f"frames_fps: must be a positive number, got {self.frames_fps!r}")
+        if self.on_error not in ON_ERROR:
+            problems.append(f"on_error: '{self.on_error}' is not one of {list(ON_ERROR)}")
+        if not isinstance(self.video_crf, int) or isinstance(self.video_crf, bool) or not 0 <= self.video_crf <= 51:
+            problems.append(f"video_crf: must be an integer in [0, 51] (x264's quality scale), got {self.video_crf!r}")
+        return problems
 
 
 def source_sha256(path: Path) -> str:
@@ -48,8 +88,8 @@ def prepare_references(
     rule before anything is produced, so no partial outputs are written. ``on_error="skip"``: failing
     entries are left out with a warning each, the others go on (an error if none is left).
     """
-    if on_error not in ("stop", "skip"):
-        raise ValueError(f"ingest.on_error: '{on_error}' is not one of ['stop', 'skip']")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"ingest.on_error: '{on_error}' is not one of {list(ON_ERROR)}")
     problems = problems_by_video(video_table(entries, frames_fps=frames_fps, max_side=rules.max_side), rules)
     if problems and (on_error == "stop" or len(problems) == len(entries)):
         raise VideoValidationError([message for messages in problems.values() for message in messages])

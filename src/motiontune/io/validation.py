@@ -8,8 +8,8 @@ each failing (row, rule) into one line ``"<path>: <rule>"``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pandas as pd
 from motiontune.errors import UserError
 from motiontune.io.manifest import ManifestEntry
 from motiontune.io.video import probe_video
+from motiontune.sections import build_section
 
 VIDEO_TABLE_COLUMNS: tuple[str, ...] = (
     "name",
@@ -48,6 +49,48 @@ class VideoRules:
     max_side: int = 8192
     # Longer side / shorter side. Center-cropping a 32:9 clip to a square keeps under a third of it.
     max_aspect_ratio: float = 4.0
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """``ingest.rules`` (conf/base/parameters_ingest.yml): the Great Expectations limits on each reference video;
+    :meth:`rules` adds ``min_frames`` (``video.num_frames``) to make the :class:`VideoRules`."""
+
+    min_fps: float = 1.0
+    max_fps: float = 240.0
+    min_side: int = 16
+    max_side: int = 8192  # a video declaring a larger side is rejected without being decoded
+    max_aspect_ratio: float = 4.0  # longer side / shorter side; center-cropping beyond that keeps little of the frame
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> VideoLimits:
+        """Build from ``ingest.rules`` (None = defaults; unknown keys and range errors raise)."""
+        return build_section(cls, params, "ingest.rules")
+
+    def rules(self, min_frames: int) -> VideoRules:
+        return VideoRules(min_frames=min_frames, **asdict(self))
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not _number(self.min_fps) or self.min_fps <= 0:
+            problems.append(f"min_fps: must be a positive number, got {self.min_fps!r}")
+        if not _number(self.max_fps) or (_number(self.min_fps) and self.max_fps < self.min_fps):
+            problems.append(f"max_fps: must be a number >= min_fps, got {self.max_fps!r}")
+        if not _integer(self.min_side) or self.min_side < 1:
+            problems.append(f"min_side: must be a positive integer, got {self.min_side!r}")
+        if not _integer(self.max_side) or (_integer(self.min_side) and self.max_side < self.min_side):
+            problems.append(f"max_side: must be an integer >= min_side, got {self.max_side!r}")
+        if not _number(self.max_aspect_ratio) or self.max_aspect_ratio < 1:
+            problems.append(f"max_aspect_ratio: must be a number >= 1 (longer side / shorter side), got {self.max_aspect_ratio!r}")
+        return problems
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class VideoValidationError(ValueError, UserError):

@@ -1,6 +1,6 @@
 """How many bytes a method's artifact stores on a backbone architecture, computed by the method's own code.
 
-The method is built from its options (``train.<method>``) and :meth:`~motiontune.methods.base.MotionMethod.prepare`
+The method is built from its options (``train.<method>``) and :meth:`~motiontune.methods.base.MotionMethod.build`
 runs on a UNet built from the architecture's config on the ``meta`` device: nothing is allocated, loaded or
 downloaded, yet the tensors :meth:`~motiontune.methods.base.MotionMethod.artifact_tensors` returns have their
 real shapes and dtypes. Their bytes are what ``motion.safetensors`` holds (its small JSON header aside).
@@ -79,7 +79,7 @@ ZEROSCOPE = Architecture("ZeroScope v2 576w", ZEROSCOPE_UNET_CONFIG, ZEROSCOPE_V
 
 def meta_backbone(architecture: Architecture) -> Backbone:
     """A :class:`Backbone` whose UNet is built on the meta device (no memory); only the UNet and the VAE's
-    ``block_out_channels`` (its scale factor) are real, which is all ``prepare`` reads."""
+    ``block_out_channels`` (its scale factor) are real, which is all ``build`` reads."""
     with torch.device("meta"):
         unet = layout_class(architecture.unet_class).build_unet(dict(architecture.unet_config))
     unet.requires_grad_(False)
@@ -109,8 +109,7 @@ def tensors_nbytes(tensors: Mapping[str, torch.Tensor]) -> int:
 def artifact_nbytes(method_name: str, options: Mapping[str, Any] | None, backbone: Backbone, num_frames: int, height: int, width: int) -> int:
     """Bytes of the tensors ``method_name`` (built with ``options``) stores in its artifact for videos of
     ``num_frames`` x ``height`` x ``width`` on ``backbone`` (a real one, or :func:`meta_backbone`)."""
-    method = build_method(method_name, options)
-    method.prepare(backbone, num_frames, height, width)
+    method = build_method(method_name, options, backbone, num_frames, height, width)
     return tensors_nbytes(method.artifact_tensors())
 
 

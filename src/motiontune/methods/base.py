@@ -39,8 +39,9 @@ class TrainingBatch:
 class MotionMethod(ABC):
     """One motion customisation method; an instance holds the trainable state for one video.
 
-    Built from its frozen :class:`~motiontune.methods.config.MethodConfig` (``Method(config)``, or
-    ``Method(**options)`` for the same options as a ``train.<method>`` block). Class attributes, set by
+    Built ready for one backbone and video size from its frozen
+    :class:`~motiontune.methods.config.MethodConfig`: ``Method(backbone, frames, height, width, config)``, or
+    ``Method(backbone, frames, height, width, **options)`` with the options of a ``train.<method>`` block. Class attributes, set by
     :func:`register_method`: ``name`` (the ``train.method`` value), ``Config`` (the configuration class, the single
     source of the defaults), and from its defaults ``inference_defaults`` (generation options recorded in the
     artifact manifest, ``guidance_scale`` and ``steps`` included; ``train.<method>.inference`` updates them, see
@@ -55,14 +56,25 @@ class MotionMethod(ABC):
     inference_defaults: ClassVar[dict[str, Any]]
     training_defaults: ClassVar[dict[str, Any]]
 
-    def __init__(self, config: MethodConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self, backbone: Backbone, num_frames: int, height: int, width: int, config: MethodConfig | None = None, **options: Any
+    ) -> None:
+        """A method ready to train (or to check an artifact's tensors) on ``backbone`` for videos of
+        ``num_frames`` x ``height`` x ``width`` pixels, from its ``config`` or the same ``options`` as a
+        ``train.<method>`` block."""
         if config is not None and options:
             raise TypeError(f"{self.name}: pass a config or options, not both")
         self.config = config if config is not None else type(self).Config.from_options(options)
+        self._configure()
+        self.build(backbone, num_frames, height, width)
+
+    def _configure(self) -> None:  # noqa: B027 - a hook: methods that need nothing from their config skip it
+        """Read what the method's code uses from ``self.config`` (before :meth:`build`)."""
 
     @abstractmethod
-    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
-        """Create the trainable tensors for videos of ``num_frames`` x ``height`` x ``width`` pixels."""
+    def build(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+        """Create the trainable tensors for videos of ``num_frames`` x ``height`` x ``width`` pixels (called once,
+        by the constructor)."""
 
     @abstractmethod
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -82,7 +94,7 @@ class MotionMethod(ABC):
 
     @abstractmethod
     def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        """Inverse of :meth:`artifact_tensors` (after :meth:`prepare`)."""
+        """Inverse of :meth:`artifact_tensors`."""
 
     @abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
@@ -172,9 +184,12 @@ def method_config(name: str, options: Mapping[str, Any] | None) -> MethodConfig:
     return method_class(name).Config.from_options(options)
 
 
-def build_method(name: str, options: Mapping[str, Any] | None) -> MotionMethod:
-    """Instantiate a method from its name and its option block (``train.<method>`` in conf)."""
-    return method_class(name)(method_config(name, options))
+def build_method(
+    name: str, options: Mapping[str, Any] | None, backbone: Backbone, num_frames: int, height: int, width: int
+) -> MotionMethod:
+    """The method ``name`` with its option block (``train.<method>`` in conf), ready to train on ``backbone`` for
+    videos of ``num_frames`` x ``height`` x ``width``."""
+    return method_class(name)(backbone, num_frames, height, width, method_config(name, options))
 
 
 def recommended_training(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:

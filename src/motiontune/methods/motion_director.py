@@ -86,8 +86,7 @@ class MotionDirectorMethod(MotionMethod):
     version = "1"
     config: MotionDirectorConfig
 
-    def __init__(self, config: MotionDirectorConfig | None = None, **options: Any) -> None:
-        super().__init__(config, **options)
+    def _configure(self) -> None:
         config = self.config
         self.rank = int(config.rank)
         self.spatial_targets = LoraTargets(spatial=tuple(config.spatial_targets))
@@ -97,10 +96,8 @@ class MotionDirectorMethod(MotionMethod):
         self.debias_alpha = float(config.debias_alpha)
         self.debias_beta = float(config.debias_beta)
         self.init_seed = int(config.init_seed)
-        self.spatial: LoraAdapter | None = None
-        self.temporal: LoraAdapter | None = None
 
-    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+    def build(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
         unet = backbone.unet
         generator = torch.Generator(device="cpu").manual_seed(self.init_seed)
         self.temporal = LoraAdapter(
@@ -110,18 +107,14 @@ class MotionDirectorMethod(MotionMethod):
             unet, self.spatial_targets.module_names(unet), self.rank, SPATIAL_ADAPTER, dropout=self.lora_dropout, generator=generator
         )
 
-    def _require_adapters(self) -> tuple[LoraAdapter, LoraAdapter]:
-        if self.spatial is None or self.temporal is None:
-            raise RuntimeError("motiondirector: call prepare() first")
-        return self.spatial, self.temporal
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        spatial, temporal = self._require_adapters()
+        spatial, temporal = (self.spatial, self.temporal)
         return spatial.parameters() + temporal.parameters()
 
     def spatial_loss(self, backbone: Backbone, batch: TrainingBatch, frame: int) -> torch.Tensor:
         """eps MSE of a one-frame pass on ``frame`` with the spatial LoRA only."""
-        spatial, _ = self._require_adapters()
+        spatial, _ = (self.spatial, self.temporal)
         with spatial.attached():
             prediction = layout_for(backbone.unet).predict_noise(
                 batch.noisy_latents[:, :, frame : frame + 1], batch.timesteps, batch.prompt_embeds
@@ -133,7 +126,7 @@ class MotionDirectorMethod(MotionMethod):
 
         With ``with_spatial`` the spatial LoRA acts too but gets no gradient from this pass.
         """
-        spatial, temporal = self._require_adapters()
+        spatial, temporal = (self.spatial, self.temporal)
         with ExitStack() as stack:
             stack.enter_context(temporal.attached())
             if with_spatial:
@@ -150,13 +143,13 @@ class MotionDirectorMethod(MotionMethod):
 
     def artifact_tensors(self) -> dict[str, torch.Tensor]:
         """The temporal LoRA only (the spatial one is not used at inference)."""
-        return self._require_adapters()[1].state_dict()
+        return self.temporal.state_dict()
 
     def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        self._require_adapters()[1].load_state_dict(tensors)
+        self.temporal.load_state_dict(tensors)
 
     def hyperparameters(self) -> dict[str, Any]:
-        spatial, temporal = self._require_adapters()
+        spatial, temporal = (self.spatial, self.temporal)
         return {
             "rank": self.rank,
             "spatial_targets": list(self.spatial_targets.spatial),

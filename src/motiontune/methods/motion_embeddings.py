@@ -88,17 +88,15 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
     version = "2"
     config: MotionEmbeddingsConfig
 
-    def __init__(self, config: MotionEmbeddingsConfig | None = None, **options: Any) -> None:
-        super().__init__(config, **options)
+    def _configure(self) -> None:
         config = self.config
         self.blocks = list(config.blocks) if isinstance(config.blocks, tuple) else config.blocks
         self.loss_name = config.loss
         self.vmc_form = config.vmc_form
         self._loss = get_loss(config.loss, form=config.vmc_form) if config.loss == "vmc" else get_loss(config.loss)
         self.layout = EmbeddingLayout(query_key=config.query_key_layout, value=config.value_layout, value_sharing=config.value_sharing)
-        self.embeddings: MotionEmbeddings | None = None
 
-    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+    def build(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
         scale = backbone.vae_scale_factor
         if height % scale or width % scale:
             raise ValueError(f"video size {height}x{width} must be a multiple of the VAE factor {scale}")
@@ -106,25 +104,21 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
         self.embeddings = MotionEmbeddings(blocks, num_frames, (height // scale, width // scale), self.layout)
         self.embeddings.to(device=backbone.device, dtype=torch.float32)
 
-    def _require_embeddings(self) -> MotionEmbeddings:
-        if self.embeddings is None:
-            raise RuntimeError("motion_embeddings: call prepare() first")
-        return self.embeddings
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return list(self._require_embeddings().parameters())
+        return list(self.embeddings.parameters())
 
     def training_context(self, backbone: Backbone) -> Any:
-        return motion_embeddings_attached(backbone.unet, self._require_embeddings().by_block(), value_scale=1.0)
+        return motion_embeddings_attached(backbone.unet, self.embeddings.by_block(), value_scale=1.0)
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self._loss(prediction, target, generator=generator)
 
     def artifact_tensors(self) -> dict[str, torch.Tensor]:
-        return self._require_embeddings().named_tensors()
+        return self.embeddings.named_tensors()
 
     def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        self._require_embeddings().load_named_tensors(tensors)
+        self.embeddings.load_named_tensors(tensors)
 
     def hyperparameters(self) -> dict[str, Any]:
         hyperparameters = {
@@ -133,7 +127,7 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
             "query_key_layout": self.layout.query_key,
             "value_layout": self.layout.value,
             "value_sharing": self.layout.value_sharing,
-            "block_paths": list(self._require_embeddings().block_paths),
+            "block_paths": list(self.embeddings.block_paths),
         }
         if self.loss_name == "vmc":
             hyperparameters["vmc_form"] = self.vmc_form

@@ -22,7 +22,6 @@ from torch import nn
 
 from motiontune.backbone.loading import Backbone
 from motiontune.methods.attention_maps import (
-    AttentionLayer,
     MotionAttentionFeatures,
     motion_attention_features,
     select_feature_layers,
@@ -95,8 +94,7 @@ class MotionMatcherMethod(MotionMethod):
     version = "1"
     config: MotionMatcherConfig
 
-    def __init__(self, config: MotionMatcherConfig | None = None, **options: Any) -> None:
-        super().__init__(config, **options)
+    def _configure(self) -> None:
         config = self.config
         self.rank = int(config.rank)
         self.targets = LoraTargets(tuple(config.spatial_targets), tuple(config.temporal_targets), bool(config.include_transformer_in))
@@ -108,10 +106,8 @@ class MotionMatcherMethod(MotionMethod):
         self.cross_attention_weight = float(config.cross_attention_weight)
         self.temporal_attention_weight = float(config.temporal_attention_weight)
         self.init_seed = int(config.init_seed)
-        self.adapter: LoraAdapter | None = None
-        self.feature_layers: list[AttentionLayer] = []
 
-    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+    def build(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
         self.feature_layers = select_feature_layers(backbone.unet, self.feature_sections, self.feature_stride)
         generator = torch.Generator(device="cpu").manual_seed(self.init_seed)
         self.adapter = LoraAdapter(
@@ -119,13 +115,9 @@ class MotionMatcherMethod(MotionMethod):
             dropout=self.lora_dropout, generator=generator,
         )
 
-    def _require_adapter(self) -> LoraAdapter:
-        if self.adapter is None:
-            raise RuntimeError("motionmatcher: call prepare() first")
-        return self.adapter
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return self._require_adapter().parameters()
+        return self.adapter.parameters()
 
     def sample_timesteps(self, num_train_timesteps: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """t in [min_timestep, T): the public code's ``min_timestep: 500``."""
@@ -135,13 +127,13 @@ class MotionMatcherMethod(MotionMethod):
 
     def training_context(self, backbone: Backbone) -> Any:
         """The LoRA attached to the backbone's UNet (the model being fine-tuned)."""
-        return self._require_adapter().attached()
+        return self.adapter.attached()
 
     def motion_features(
         self, backbone: Backbone, sample: torch.Tensor, timesteps: torch.Tensor, prompt_embeds: torch.Tensor
     ) -> MotionAttentionFeatures:
         """Attention maps of the frozen model (the UNet without LoRA) on a noisy video (B, C, F, h, w)."""
-        if self._require_adapter().is_attached:
+        if self.adapter.is_attached:
             raise RuntimeError("motionmatcher: motion features come from the frozen model; detach the LoRA first")
         return motion_attention_features(backbone.unet, self.feature_layers, sample, timesteps, prompt_embeds)
 
@@ -166,13 +158,13 @@ class MotionMatcherMethod(MotionMethod):
         return self.feature_loss(predicted_features, target_features)
 
     def artifact_tensors(self) -> dict[str, torch.Tensor]:
-        return self._require_adapter().state_dict()
+        return self.adapter.state_dict()
 
     def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        self._require_adapter().load_state_dict(tensors)
+        self.adapter.load_state_dict(tensors)
 
     def hyperparameters(self) -> dict[str, Any]:
-        adapter = self._require_adapter()
+        adapter = self.adapter
         return {
             "rank": self.rank,
             "spatial_targets": list(self.targets.spatial),

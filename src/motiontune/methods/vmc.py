@@ -110,16 +110,14 @@ class VMCMethod(NoisePredictionMethod):
     version = "1"
     config: VMCConfig
 
-    def __init__(self, config: VMCConfig | None = None, **options: Any) -> None:
-        super().__init__(config, **options)
+    def _configure(self) -> None:
         self.vmc_form = self.config.vmc_form
         self.frame_stride = int(self.config.frame_stride)
         self.projections = tuple(self.config.projections)
         self.include_transformer_in = bool(self.config.include_transformer_in)
         self._loss = get_loss("vmc", form=self.vmc_form, frame_stride=self.frame_stride)
-        self.weights: dict[str, nn.Parameter] | None = None
 
-    def prepare(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
+    def build(self, backbone: Backbone, num_frames: int, height: int, width: int) -> None:
         if num_frames <= self.frame_stride:
             raise ValueError(f"vmc: {num_frames} frames leave no residual at frame_stride {self.frame_stride}")
         modules = temporal_attention_projections(backbone.unet, self.projections, self.include_transformer_in)
@@ -129,25 +127,21 @@ class VMCMethod(NoisePredictionMethod):
             for name, parameter in module.named_parameters(recurse=False)
         }
 
-    def _require_weights(self) -> dict[str, nn.Parameter]:
-        if self.weights is None:
-            raise RuntimeError("vmc: call prepare() first")
-        return self.weights
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return list(self._require_weights().values())
+        return list(self.weights.values())
 
     def training_context(self, backbone: Backbone) -> Any:
-        return parameters_replaced(backbone.unet, self._require_weights())
+        return parameters_replaced(backbone.unet, self.weights)
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self._loss(prediction, target, generator=generator)
 
     def artifact_tensors(self) -> dict[str, torch.Tensor]:
-        return {key: parameter.detach() for key, parameter in self._require_weights().items()}
+        return {key: parameter.detach() for key, parameter in self.weights.items()}
 
     def load_artifact_tensors(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        weights = self._require_weights()
+        weights = self.weights
         missing = sorted(set(weights) - set(tensors))
         unexpected = sorted(set(tensors) - set(weights))
         if missing or unexpected:
@@ -159,7 +153,7 @@ class VMCMethod(NoisePredictionMethod):
                 parameter.copy_(tensors[key])
 
     def hyperparameters(self) -> dict[str, Any]:
-        paths = sorted({key.split(".attn")[0] for key in self._require_weights()})
+        paths = sorted({key.split(".attn")[0] for key in self.weights})
         return {
             "vmc_form": self.vmc_form,
             "frame_stride": self.frame_stride,

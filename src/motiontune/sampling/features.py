@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 
 from motiontune.backbone.loading import Backbone
 from motiontune.sampling.ddim import ddim_invert, guided_noise_prediction
 from motiontune.sampling.latents import encode_frames, encode_prompts
+from motiontune.sections import build_section
 
 LATENTS = "latents"
 # Embeddings of the two training prompts a method may choose (``simplified_prompt`` training setting): the
@@ -22,6 +27,28 @@ INVERSION_STEPS = "inversion_steps"
 # All four public codes invert the reference under the empty prompt, without guidance (MotionInversion
 # utils/ddim_utils.py; MotionDirector_train.py; MotionMatcher inference.py; VMC common/util.py).
 INVERSION_PROMPT = ""
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """The ``encode`` parameters (conf/base/parameters_encode.yml); defaults are its values."""
+
+    # DDIM steps of the base model's inversion of the reference under "" (all four public codes), cached for
+    # noise_init; used when it equals a motion's inversion steps (its inversion_steps, null = its sampling steps),
+    # else generation inverts again
+    inversion_steps: int = 50
+    progress_bar: bool = True
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> EncodeSettings:
+        """Build from the ``encode`` parameters (None = defaults; unknown keys and range errors raise)."""
+        return build_section(cls, params, "encode")
+
+    def problems(self) -> list[str]:
+        steps = self.inversion_steps
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            return [f"inversion_steps: must be a positive integer, got {steps!r}"]
+        return []
 
 
 def invert_reference(backbone: Backbone, latents: torch.Tensor, prompt: str, steps: int, progress: bool = True) -> torch.Tensor:

@@ -48,13 +48,12 @@ def learn_motion(
     source_sha256, train_prompt, simplified_train_prompt).
     """
     backbone = backbone_in_process(backbone)
-    method = build_method(method_name, method_options)
     inference_defaults = recommended_inference(method_name, method_options)  # checked before training starts
     latents = features[LATENTS]
     num_frames, height, width = int(reference["num_frames"]), int(reference["height"]), int(reference["width"])
     if latents.shape[2] != num_frames:
         raise ValueError(f"cached latents have {latents.shape[2]} frames, metadata says {num_frames}; rerun encode")
-    method.prepare(backbone, num_frames, height, width)
+    method = build_method(method_name, method_options, backbone, num_frames, height, width)
     # Features made by hand without the simplified prompt's embeddings train on prompt_embeds either way.
     simplified = config.simplified_prompt and SIMPLIFIED_PROMPT_EMBEDS in features
     prompt_embeds = features[SIMPLIFIED_PROMPT_EMBEDS if simplified else PROMPT_EMBEDS]
@@ -130,15 +129,15 @@ def check_artifact_tensors(artifact: MotionArtifact, backbone: Backbone) -> None
     """Refuse an artifact whose tensors are not the ones its method makes for its recorded options and video size
     on ``backbone``'s architecture: missing or unexpected keys, other shapes, non-float dtypes.
 
-    The reference is the method itself, prepared on a meta-device twin of the UNet (no memory), so a partial,
+    The reference is the method itself, built on a meta-device twin of the UNet (no memory), so a partial,
     foreign or hand-edited artifact never reaches a UNet call where it would fail obscurely or apply silently.
     """
     from motiontune.methods.artifact_size import meta_twin
 
     label = f"motion artifact ({artifact.method})"
     cls = method_class(artifact.method)
-    method = cls(**cls.options_from_manifest(artifact.manifest))
-    method.prepare(meta_twin(backbone), int(artifact.manifest["num_frames"]), int(artifact.manifest["height"]), int(artifact.manifest["width"]))
+    size = (int(artifact.manifest["num_frames"]), int(artifact.manifest["height"]), int(artifact.manifest["width"]))
+    method = cls(meta_twin(backbone), *size, **cls.options_from_manifest(artifact.manifest))
     expected = method.artifact_tensors()
     missing, unexpected = sorted(set(expected) - set(artifact.tensors)), sorted(set(artifact.tensors) - set(expected))
     if missing:

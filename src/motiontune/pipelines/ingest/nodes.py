@@ -8,21 +8,21 @@ import pandas as pd
 
 from motiontune.io.clip import VideoClip
 from motiontune.io.manifest import load_manifest
-from motiontune.io.validation import VideoRules
-from motiontune.io.references import prepare_references
+from motiontune.io.references import IngestSettings, prepare_references
 
 
 def ingest_references(manifest: dict[str, Any], video: dict[str, Any], ingest: dict[str, Any]) -> tuple[dict[str, VideoClip], pd.DataFrame]:
-    entries = load_manifest(manifest, base_dir=ingest["manifest_dir"], select=ingest.get("entries"))
+    settings = IngestSettings.from_params(ingest)
+    entries = load_manifest(manifest, base_dir=settings.manifest_dir, select=settings.entries)
     clips, rows = prepare_references(
         entries,
         num_frames=int(video["num_frames"]),
         height=int(video["height"]),
         width=int(video["width"]),
         fps=float(video["fps"]),
-        frames_fps=float(ingest["frames_fps"]),
-        resample_to_fps=bool(ingest["resample_to_fps"]),
-        rules=VideoRules(min_frames=int(video["num_frames"]), **ingest["rules"]),
-        on_error=str(ingest.get("on_error", "stop")),
+        frames_fps=float(settings.frames_fps),
+        resample_to_fps=bool(settings.resample_to_fps),
+        rules=settings.video_rules(int(video["num_frames"])),
+        on_error=str(settings.on_error),
     )
     return clips, pd.DataFrame(rows)
