@@ -71,6 +71,14 @@ def ddim_step(
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _schedule(scheduler_config: dict[str, Any], num_steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, str, torch.Tensor]:
+    """What both DDIM walks read from the scheduler: the descending timesteps, ``alphas_cumprod`` on ``device``,
+    the prediction type, and the alpha of the clean end (1 with ``set_alpha_to_one``, as diffusers' DDIM)."""
+    alphas = alphas_cumprod(scheduler_config).to(device)
+    clean_alpha = torch.tensor(1.0) if scheduler_config.get("set_alpha_to_one", True) else alphas[0]
+    return ddim_timesteps(scheduler_config, num_steps), alphas, scheduler_config.get("prediction_type", "epsilon"), clean_alpha.to(alphas)
+
+
 def guided_noise_prediction(
     unet: torch.nn.Module,
     prompt_embeds: torch.Tensor,
@@ -100,14 +108,11 @@ def ddim_sample(
     description: str = "sampling",
 ) -> torch.Tensor:
     """Denoise (B, C, F, h, w) latents from the noisiest DDIM timestep to a clean latent video."""
-    timesteps = ddim_timesteps(scheduler_config, num_steps)
-    alphas = alphas_cumprod(scheduler_config).to(initial_latents.device)
-    prediction_type = scheduler_config.get("prediction_type", "epsilon")
-    final_alpha = torch.tensor(1.0) if scheduler_config.get("set_alpha_to_one", True) else alphas[0]
+    timesteps, alphas, prediction_type, final_alpha = _schedule(scheduler_config, num_steps, initial_latents.device)
     sample = initial_latents
     for index, timestep in enumerate(tqdm(timesteps, desc=description, disable=not progress, leave=False)):
         alpha = alphas[timestep]
-        alpha_next = alphas[timesteps[index + 1]] if index + 1 < len(timesteps) else final_alpha.to(alpha)
+        alpha_next = alphas[timesteps[index + 1]] if index + 1 < len(timesteps) else final_alpha
         prediction = predict(sample, timestep.to(sample.device))
         epsilon = _prediction_to_epsilon(prediction, sample, alpha, prediction_type)
         sample = _ddim_move(sample, epsilon, alpha, alpha_next)
@@ -126,12 +131,10 @@ def ddim_invert(
 
     The result, fed to :func:`ddim_sample` with the same prompt and steps, reconstructs the input.
     """
-    timesteps = ddim_timesteps(scheduler_config, num_steps).flip(0)
-    alphas = alphas_cumprod(scheduler_config).to(latents.device)
-    prediction_type = scheduler_config.get("prediction_type", "epsilon")
-    initial_alpha = torch.tensor(1.0) if scheduler_config.get("set_alpha_to_one", True) else alphas[0]
+    descending, alphas, prediction_type, initial_alpha = _schedule(scheduler_config, num_steps, latents.device)
+    timesteps = descending.flip(0)
     sample = latents
-    previous_alpha = initial_alpha.to(alphas)
+    previous_alpha = initial_alpha
     for timestep in tqdm(timesteps, desc="DDIM inversion", disable=not progress, leave=False):
         alpha = alphas[timestep]
         # As in Tune-A-Video/VMC inversion: eps is predicted at the target timestep from the current sample.
