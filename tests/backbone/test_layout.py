@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from motiontune.backbone.layout import (
+    TemporalBlock,
     ATTENTION_KINDS,
     BackboneLayout,
     LAYOUTS,
@@ -104,6 +105,8 @@ def test_predict_noise_is_the_plain_unet_call(tiny_backbone):
 
 
 def test_a_second_family_is_one_layout_class():
+    """A family is one class answering the layout's questions; the shared helpers (presets, ...) then work on it,
+    and a class that leaves a question out is refused when it is used."""
     class ToyUNet(nn.Module):
         pass
 
@@ -111,10 +114,42 @@ def test_a_second_family_is_one_layout_class():
         family = "toy"
         unet_class_name = "ToyUNet"
 
+        def temporal_blocks(self):
+            return [TemporalBlock("down.0.motion.0", "down", 64, 1), TemporalBlock("up.0.motion.0", "up", 128, 2)]
+
+        def attention_layers(self, kinds=("self", "cross", "temporal")):
+            return []
+
+        def lora_target_pattern(self, spatial, temporal, include_input_temporal):
+            return r"(?!)"
+
+        def transformer_block_of(self, module_path):
+            return None
+
+        def checkpoint_slots(self):
+            return []
+
+        def block_order(self):
+            return ["down", "up"]
+
+        def top_level_block(self, path):
+            return path.split(".")[0]
+
+        def forward(self, sample, timesteps, text_embeddings):
+            return sample
+
     register_layout(ToyLayout)
     try:
-        assert isinstance(layout_for(ToyUNet()), ToyLayout)
+        layout = layout_for(ToyUNet())
+        assert isinstance(layout, ToyLayout)
+        assert [block.path for block in layout.select_temporal_blocks("deep")] == ["up.0.motion.0"]  # the widest
     finally:
         LAYOUTS.remove(ToyLayout)
     with pytest.raises(ValueError):
         layout_for(ToyUNet())
+
+    class IncompleteLayout(BackboneLayout):
+        unet_class_name = "ToyUNet"
+
+    with pytest.raises(TypeError, match="abstract"):
+        IncompleteLayout(ToyUNet())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -63,7 +64,7 @@ class AttentionLayer:
     channels: int = 0  # width of the states the attention receives (its query dimension)
 
 
-class BackboneLayout:
+class BackboneLayout(ABC):
     """What a backbone family's UNet looks like, for one UNet of that family.
 
     A subclass names the diffusers class it handles (``unet_class_name``) and answers the abstract questions;
@@ -94,39 +95,39 @@ class BackboneLayout:
 
     # ---- questions each family answers ------------------------------------------------------------------
 
+    @abstractmethod
     def temporal_blocks(self) -> list[TemporalBlock]:
         """All temporal transformer blocks in forward order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def attention_layers(self, kinds: Sequence[str] = ATTENTION_KINDS) -> list[AttentionLayer]:
         """The attention layers of the given kinds, in module order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def lora_target_pattern(self, spatial: Sequence[str], temporal: Sequence[str], include_input_temporal: bool) -> str:
         """A regex (for ``re.fullmatch``) over module names: the Linear layers of the ``spatial`` sub-layers of the
         spatial transformers and of the ``temporal`` sub-layers of the temporal ones (with the input temporal
         transformer when ``include_input_temporal``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def transformer_block_of(self, module_path: str) -> str | None:
         """The transformer block that holds ``module_path`` (``None`` if none does)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def checkpoint_slots(self) -> list[tuple[nn.Module, str]]:
         """The slots ``(container, key)`` of the layers activation checkpointing wraps, in forward order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def block_order(self) -> list[str]:
         """Paths of the UNet's top-level blocks in forward order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def top_level_block(self, path: str) -> str:
         """The top-level block (one of :meth:`block_order`) that holds ``path``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> Any:
         """The UNet called on ``sample`` (B, C, F, h, w) with the prompt embeddings (B, L, D): its raw output."""
-        raise NotImplementedError
 
     # ---- shared selections ------------------------------------------------------------------------------
 
