@@ -284,9 +284,10 @@ def run_benchmark(
     """
     executor = executor or LocalExecutor()
     handle = executor.job_backbone(backbone)
+    settings = {reference.name: _reference_settings(backbone, reference) for reference in references}  # hashed once each
     runs = [
         method_run(entry, seed, reference.name, train_params, generation, handle, lambda reference=reference: reference.features,
-                   reference.row, reference.prompts, _reference_settings(backbone, reference), work_dir)
+                   reference.row, reference.prompts, settings[reference.name], work_dir)
         for entry in methods for seed in seeds for reference in references
     ]
     outputs = execute_runs(runs, executor, work_dir, "benchmark", progress)

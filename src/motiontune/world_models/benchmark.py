@@ -233,16 +233,17 @@ def run_world_benchmark(
     runs: list[PlannedRun] = []
     for case in cases:
         features: dict[str, Any] = {}
+        row = _reference_row(case)  # hashes the reference's frames: once per case
 
-        def reference_features(case: BenchmarkCase = case, features: dict[str, Any] = features) -> dict[str, Any]:
+        def reference_features(case: BenchmarkCase = case, row: dict[str, Any] = row, features: dict[str, Any] = features) -> dict[str, Any]:
             if not features:  # only when some run of this case is not stored yet
-                features.update(encode_reference(backbone, case.reference.frames, *training_prompts(_reference_row(case)),
+                features.update(encode_reference(backbone, case.reference.frames, *training_prompts(row),
                                                  config.inversion_steps, progress=False))
             return features
 
         # What every run of this case depends on besides its own settings (the key of its stored videos).
         case_settings = {"backbone": backbone.fingerprint(), "inversion_steps": config.inversion_steps,
-                         "case": case.name, "reference": _reference_row(case)["source_sha256"],
+                         "case": case.name, "reference": row["source_sha256"],
                          "prompts": case.target_prompts}
         for control in controls:
             for seed in config.seeds:
@@ -256,7 +257,7 @@ def run_world_benchmark(
         for entry in methods:
             for seed in config.seeds:
                 runs.append(method_run(entry, seed, case.name, train_params, generation, handle, reference_features,
-                                       _reference_row(case), case.target_prompts, case_settings, work_dir))
+                                       row, case.target_prompts, case_settings, work_dir))
     outputs = execute_runs(runs, executor, work_dir, "world benchmark", progress)
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
