@@ -19,6 +19,8 @@ if _WORKERS > 1:
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY_BACKBONE = PROJECT_ROOT / "data" / "06_models" / "backbones" / "tiny-t2v"
+# The AnimateDiff twin: a saved AnimateDiffPipeline (UNetMotionModel), `motiontune build-tiny-backbone --family animatediff`.
+TINY_ANIMATEDIFF = PROJECT_ROOT / "data" / "06_models" / "backbones" / "tiny-animatediff"
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +32,28 @@ def project_root() -> Path:
 def tiny_backbone():
     """Shared by many tests (loading it once keeps the suite fast), so every test must leave it as it found it:
     its UNet's weights and attention processors are checked when the session ends."""
+    yield from _shared_backbone(TINY_BACKBONE)
+
+
+@pytest.fixture(scope="session")
+def tiny_animatediff():
+    """The tiny AnimateDiff backbone, loaded through the same code as a real AnimateDiffPipeline folder; shared
+    like :func:`tiny_backbone` (left unchanged by every test)."""
+    yield from _shared_backbone(TINY_ANIMATEDIFF)
+
+
+@pytest.fixture(scope="session", params=["unet3d", "animatediff"])
+def tiny_backbone_of_each_family(request):
+    """The tiny backbone of each family (ZeroScope's layout, AnimateDiff's), for tests every family must pass."""
+    return request.getfixturevalue("tiny_backbone" if request.param == "unet3d" else "tiny_animatediff")
+
+
+def _shared_backbone(path: Path):
     import torch
 
     from motiontune.backbone.loading import load_backbone
 
-    backbone = load_backbone(TINY_BACKBONE, device="cpu")
+    backbone = load_backbone(path, device="cpu")
     weights = {name: tensor.detach().clone() for name, tensor in backbone.unet.state_dict().items()}
     processors = {name: type(processor) for name, processor in backbone.unet.attn_processors.items()}
     yield backbone

@@ -13,6 +13,13 @@ from motiontune.errors import report_user_error, verbose_requested
 from motiontune.tracking import registry
 
 
+# The tiny backbone of each family: its parameters section and default folder.
+TINY_SECTIONS = {
+    "unet3d": ("tiny_backbone", "data/06_models/backbones/tiny-t2v"),
+    "animatediff": ("tiny_animatediff", "data/06_models/backbones/tiny-animatediff"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``motiontune`` command; a user's mistake ends in its message and exit status 2."""
     try:
@@ -29,7 +36,8 @@ def _run(argv: list[str] | None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build-tiny-backbone", help="build the embedded default backbone")
     build.add_argument("--config", type=Path, default=Path("conf/base/parameters_backbone.yml"))
-    build.add_argument("--out", type=Path, default=Path("data/06_models/backbones/tiny-t2v"))
+    build.add_argument("--family", choices=sorted(TINY_SECTIONS), default="unet3d", help="ZeroScope's layout or AnimateDiff's")
+    build.add_argument("--out", type=Path, default=None, help="default: data/06_models/backbones/<tiny-t2v | tiny-animatediff>")
     registry.add_commands(commands)  # promote, motions: the MLflow model registry of learned motions
     args = parser.parse_args(argv)
     if args.command in ("promote", "motions"):
@@ -37,8 +45,9 @@ def _run(argv: list[str] | None) -> int:
 
     if args.command == "build-tiny-backbone":
         config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
-        spec = TinyBackboneSpec.from_dict(config["tiny_backbone"])
-        out = build_tiny_backbone(args.out, spec)
+        section, default_out = TINY_SECTIONS[args.family]
+        spec = TinyBackboneSpec.from_dict(config[section], section)
+        out = build_tiny_backbone(args.out or Path(default_out), spec)
         print(f"built tiny backbone in {out}")
     return 0
 

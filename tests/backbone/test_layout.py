@@ -32,8 +32,8 @@ def test_layout_for_finds_the_unet3d_family(tiny_backbone, zeroscope_unet):
     assert layout_for(zeroscope_unet).text_embeddings_per_frame is False
     with pytest.raises(ValueError, match="no backbone layout for a Linear"):
         layout_for(nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="no backbone layout for 'UNetMotionModel'"):
-        layout_class("UNetMotionModel")
+    with pytest.raises(ValueError, match="no backbone layout for 'UNet2DConditionModel'"):
+        layout_class("UNet2DConditionModel")
 
 
 def test_zeroscope_attention_layers_by_kind(zeroscope_unet):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from diffusers import DDIMInverseScheduler, DDIMScheduler
 
@@ -14,8 +15,9 @@ SCHEDULE = {
 }
 
 
-class TextEchoUNet(torch.nn.Module):
-    """A stand-in UNet whose prediction is the mean of its text embedding times (1 + the sample), per video."""
+class UNet3DConditionModel(torch.nn.Module):
+    """A stand-in UNet (named as ZeroScope's, so the UNet3D layout calls it) whose prediction is the mean of its
+    text embedding times (1 + the sample), per video."""
 
     def forward(self, sample, timestep, encoder_hidden_states):
         scale = encoder_hidden_states.mean(dim=(1, 2)).view(-1, 1, 1, 1, 1)
@@ -25,11 +27,11 @@ class TextEchoUNet(torch.nn.Module):
 def test_classifier_free_guidance_is_eps_u_plus_s_times_eps_c_minus_eps_u():
     sample = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(0))
     conditional, unconditional = torch.full((1, 77, 8), 3.0), torch.full((1, 77, 8), 1.0)
-    predict = guided_noise_prediction(TextEchoUNet(), conditional, unconditional, guidance_scale=7.0)
+    predict = guided_noise_prediction(UNet3DConditionModel(), conditional, unconditional, guidance_scale=7.0)
     eps_c, eps_u = 3.0 * (1.0 + sample), 1.0 * (1.0 + sample)
     torch.testing.assert_close(predict(sample, torch.tensor(10)), eps_u + 7.0 * (eps_c - eps_u))
     # s <= 1 or no negative prompt: the conditional prediction alone
-    torch.testing.assert_close(guided_noise_prediction(TextEchoUNet(), conditional, None, 7.0)(sample, torch.tensor(10)), eps_c)
+    torch.testing.assert_close(guided_noise_prediction(UNet3DConditionModel(), conditional, None, 7.0)(sample, torch.tensor(10)), eps_c)
 
 
 def _sample_dependent(sample, timestep):
@@ -88,3 +90,43 @@ def test_lowpass_is_the_antialiased_bilinear_resize_of_dmt_and_motion_inversion(
     torch.testing.assert_close(low, expected)
     # It is a low-pass: the checkerboard is mostly gone, the ramp mostly kept.
     assert (low - ramp).abs().mean() < 0.5 * (field - ramp).abs().mean()
+
+
+@pytest.mark.parametrize("spacing", ["leading", "linspace", "trailing"])
+@pytest.mark.parametrize("steps", [3, 7, 10])
+def test_ddim_sampling_equals_diffusers_for_every_timestep_spacing(spacing, steps):
+    config = {**SCHEDULE, "timestep_spacing": spacing}
+    scheduler = DDIMScheduler.from_config(config)
+    scheduler.set_timesteps(steps)
+    start = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(4))
+    x = start
+    for t in scheduler.timesteps:
+        x = scheduler.step(_sample_dependent(x, t), t, x, eta=0.0).prev_sample
+    torch.testing.assert_close(ddim_sample(_sample_dependent, config, start, steps, progress=False), x)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+@pytest.mark.parametrize("steps", [3, 7])
+def test_ddim_inversion_equals_diffusers_inverse_scheduler_for_its_spacings(spacing, steps):
+    config = {**SCHEDULE, "timestep_spacing": spacing}
+    scheduler = DDIMInverseScheduler.from_config(config)
+    scheduler.set_timesteps(steps)
+    clean = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(5))
+    x = clean
+    for t in scheduler.timesteps:
+        x = scheduler.step(_sample_dependent(x, t), t, x).prev_sample
+    torch.testing.assert_close(ddim_invert(_sample_dependent, config, clean, steps, progress=False), x)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "linspace", "trailing"])
+def test_inversion_mirrors_each_sampling_step_so_a_sample_independent_prediction_reconstructs(spacing):
+    # diffusers' DDIMInverseScheduler refuses linspace; ours mirrors every step of the sampler, so with a noise
+    # prediction that does not depend on the sample, sampling the inversion gives the input back exactly.
+    config = {**SCHEDULE, "timestep_spacing": spacing}
+
+    def constant(sample, timestep):
+        return torch.full_like(sample, 0.2) + 0.0005 * float(timestep)
+
+    clean = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(6))
+    inverted = ddim_invert(constant, config, clean, 7, progress=False)
+    torch.testing.assert_close(ddim_sample(constant, config, inverted, 7, progress=False), clean, atol=1e-4, rtol=1e-4)

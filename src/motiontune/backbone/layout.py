@@ -7,9 +7,9 @@ in which order, and how the UNet is called (text embeddings per video or per fra
 motiontune names a module path: methods, memory switches, artifact sizes and attention-map recording ask
 :func:`layout_for`.
 
-Today one family: ZeroScope / ModelScope, diffusers' ``UNet3DConditionModel`` (:class:`UNet3DLayout`). A new
-family (AnimateDiff's ``UNetMotionModel``) is one new :class:`BackboneLayout` subclass passed to
-:func:`register_layout`.
+Two families: ZeroScope / ModelScope, diffusers' ``UNet3DConditionModel`` (:class:`UNet3DLayout`), and
+AnimateDiff, diffusers' ``UNetMotionModel`` (:class:`AnimateDiffLayout`); both are :class:`BlockUNetLayout`.
+A new family (a DiT) is one new :class:`BackboneLayout` subclass passed to :func:`register_layout`.
 """
 
 from __future__ import annotations
@@ -198,43 +198,55 @@ class BackboneLayout(ABC):
         return max({self.top_level_block(path) for path in paths}, key=order.index)
 
 
-class UNet3DLayout(BackboneLayout):
-    """ZeroScope / ModelScope: diffusers' ``UNet3DConditionModel`` (0.42).
+class BlockUNetLayout(BackboneLayout):
+    """A diffusers UNet of down blocks, a mid block and up blocks whose blocks hold spatial transformers
+    (``attentions``: attn1 self, attn2 cross) and temporal transformers (``temporal_container``) whose blocks
+    attend over frames with both attn1 and attn2 (``double_self_attention=True``).
 
-    Temporal transformers (``TransformerTemporalModel``): ``transformer_in`` and the ``temp_attentions`` of the
-    down, mid and up blocks; their blocks have ``double_self_attention=True`` (attn1 and attn2 both attend over
-    frames). Spatial transformers: the ``attentions`` of the blocks (attn1 self, attn2 cross). Down block i works
-    at latent stride 2**i, up block i at 2**(n_up - 1 - i), the mid block at the deepest stride. The UNet repeats
-    the (B, L, D) text embeddings per frame itself.
+    Down block i works at latent stride 2**i, up block i at 2**(n_up - 1 - i), the mid block at the deepest
+    stride. A family says what its temporal container is called, whether it has an input temporal transformer
+    (``transformer_in``), which layer lists its blocks hold, and how its UNet takes the text.
     """
 
-    family = "unet3d"
-    unet_class_name = "UNet3DConditionModel"
     temporal_attention_names = ("attn1", "attn2")
-    text_embeddings_per_frame = False
+    temporal_container: ClassVar[str] = ""
+    # The name of the temporal transformer applied to the input (after conv_in), if the family has one.
+    input_temporal: ClassVar[str | None] = None
+    # The layer lists of a block, each entry checkpointed on its own.
+    BLOCK_LAYER_LISTS: ClassVar[tuple[str, ...]] = ()
 
     _BLOCK = r"(?:down_blocks\.\d+|mid_block|up_blocks\.\d+)"
-    _SPATIAL_TRANSFORMER_BLOCK = rf"{_BLOCK}\.attentions\.\d+\.transformer_blocks\.\d+"
-    _TEMPORAL_TRANSFORMER_BLOCK = rf"{_BLOCK}\.temp_attentions\.\d+\.transformer_blocks\.\d+"
-    _INPUT_TEMPORAL_TRANSFORMER_BLOCK = r"transformer_in\.transformer_blocks\.\d+"
     # The Linear layers of each LoRA sub-layer of a BasicTransformerBlock.
     _SUBLAYER_LINEARS: ClassVar[dict[str, str]] = {
         "attn1": r"attn1\.(?:to_q|to_k|to_v|to_out\.0)",
         "attn2": r"attn2\.(?:to_q|to_k|to_v|to_out\.0)",
         "ff": r"ff\.net\.(?:0\.proj|2)",
     }
-    _TEMPORAL_TRANSFORMER = re.compile(
-        r"^(down_blocks|up_blocks)\.(\d+)\.temp_attentions\.(\d+)$|^(mid_block)\.temp_attentions\.(\d+)$|^(transformer_in)$"
-    )
-    _ATTENTION = re.compile(
-        r"^(?:(?P<down>down_blocks)\.(?P<down_index>\d+)|(?P<up>up_blocks)\.(?P<up_index>\d+)|(?P<mid>mid_block))"
-        r"\.(?P<container>attentions|temp_attentions)\.\d+\.transformer_blocks\.\d+\.(?P<attention>attn1|attn2)$"
-        r"|^(?P<input>transformer_in)\.transformer_blocks\.\d+\.(?P<input_attention>attn1|attn2)$"
-    )
     _TRANSFORMER_BLOCK_OF = re.compile(r"^(.*\.transformer_blocks\.\d+)\.")
-    # The layer lists of a UNet3D block, in forward order within each of its layers (diffusers' CrossAttn*Block3D,
-    # DownBlock3D, UpBlock3D, UNetMidBlock3DCrossAttn): each entry is checkpointed on its own.
-    BLOCK_LAYER_LISTS = ("resnets", "temp_convs", "attentions", "temp_attentions", "downsamplers", "upsamplers")
+
+    def __init__(self, unet: nn.Module) -> None:
+        super().__init__(unet)
+        cls = type(self)
+        temporal = re.escape(cls.temporal_container)
+        self._spatial_transformer_block = rf"{self._BLOCK}\.attentions\.\d+\.transformer_blocks\.\d+"
+        self._temporal_transformer_block = rf"{self._BLOCK}\.{temporal}\.\d+\.transformer_blocks\.\d+"
+        self._input_transformer_block = (
+            rf"{re.escape(cls.input_temporal)}\.transformer_blocks\.\d+" if cls.input_temporal else None
+        )
+        input_alternative = rf"|^({re.escape(cls.input_temporal)})$" if cls.input_temporal else ""
+        self._temporal_transformer = re.compile(
+            rf"^(down_blocks|up_blocks)\.(\d+)\.{temporal}\.(\d+)$|^(mid_block)\.{temporal}\.(\d+)${input_alternative}"
+        )
+        input_attention = (
+            rf"|^(?P<input>{re.escape(cls.input_temporal)})\.transformer_blocks\.\d+\.(?P<input_attention>attn1|attn2)$"
+            if cls.input_temporal
+            else ""
+        )
+        self._attention = re.compile(
+            r"^(?:(?P<down>down_blocks)\.(?P<down_index>\d+)|(?P<up>up_blocks)\.(?P<up_index>\d+)|(?P<mid>mid_block))"
+            rf"\.(?P<container>attentions|{temporal})\.\d+\.transformer_blocks\.\d+\.(?P<attention>attn1|attn2)$"
+            + input_attention
+        )
 
     def _stride(self, section: str, index: int) -> int:
         if section == "down":
@@ -248,7 +260,7 @@ class UNet3DLayout(BackboneLayout):
     def temporal_blocks(self) -> list[TemporalBlock]:
         blocks: list[TemporalBlock] = []
         for name, module in self.unet.named_modules():
-            match = self._TEMPORAL_TRANSFORMER.match(name)
+            match = self._temporal_transformer.match(name)
             if match is None:
                 continue
             if match.group(1) == "down_blocks":
@@ -268,7 +280,9 @@ class UNet3DLayout(BackboneLayout):
                         latent_stride=stride,
                     )
                 )
-        return blocks
+        # Module registration order is not forward order (UNetMotionModel registers its mid block last).
+        order = self.block_order()
+        return sorted(blocks, key=lambda block: order.index(self.top_level_block(block.path)))
 
     def attention_layers(self, kinds: Sequence[str] = ATTENTION_KINDS) -> list[AttentionLayer]:
         unknown = sorted(set(kinds) - set(ATTENTION_KINDS))
@@ -276,11 +290,11 @@ class UNet3DLayout(BackboneLayout):
             raise ValueError(f"attention kinds: {unknown} are not among {list(ATTENTION_KINDS)}")
         layers = []
         for name, module in self.unet.named_modules():
-            match = self._ATTENTION.match(name)
+            match = self._attention.match(name)
             if match is None:
                 continue
             channels = int(getattr(module, "query_dim", 0) or 0)
-            if match.group("input"):
+            if match.groupdict().get("input"):
                 kind, section, stride = "temporal", "in", 1
             else:
                 if match.group("down"):
@@ -289,7 +303,7 @@ class UNet3DLayout(BackboneLayout):
                     section, stride = "up", self._stride("up", int(match.group("up_index")))
                 else:
                     section, stride = "mid", self._stride("mid", 0)
-                if match.group("container") == "temp_attentions":
+                if match.group("container") != "attentions":
                     kind = "temporal"
                 else:
                     kind = "cross" if match.group("attention") == "attn2" else "self"
@@ -300,11 +314,11 @@ class UNet3DLayout(BackboneLayout):
     def lora_target_pattern(self, spatial: Sequence[str], temporal: Sequence[str], include_input_temporal: bool) -> str:
         alternatives = []
         if spatial:
-            alternatives.append(f"{self._SPATIAL_TRANSFORMER_BLOCK}\\.(?:{'|'.join(self._SUBLAYER_LINEARS[s] for s in spatial)})")
+            alternatives.append(f"{self._spatial_transformer_block}\\.(?:{'|'.join(self._SUBLAYER_LINEARS[s] for s in spatial)})")
         if temporal:
-            blocks = self._TEMPORAL_TRANSFORMER_BLOCK
-            if include_input_temporal:
-                blocks = f"(?:{self._TEMPORAL_TRANSFORMER_BLOCK}|{self._INPUT_TEMPORAL_TRANSFORMER_BLOCK})"
+            blocks = self._temporal_transformer_block
+            if include_input_temporal and self._input_transformer_block:
+                blocks = f"(?:{self._temporal_transformer_block}|{self._input_transformer_block})"
             alternatives.append(f"{blocks}\\.(?:{'|'.join(self._SUBLAYER_LINEARS[s] for s in temporal)})")
         return "|".join(f"(?:{a})" for a in alternatives)
 
@@ -317,15 +331,14 @@ class UNet3DLayout(BackboneLayout):
         missing = [name for name in ("down_blocks", "up_blocks") if not isinstance(getattr(unet, name, None), nn.ModuleList)]
         if missing:
             raise ValueError(
-                f"expected a UNet3DConditionModel with down_blocks, mid_block and up_blocks; {type(unet).__name__} lacks {missing}"
+                f"expected a {self.unet_class_name} with down_blocks, mid_block and up_blocks; {type(unet).__name__} lacks {missing}"
             )
         return [*unet.down_blocks, *([unet.mid_block] if unet._modules.get("mid_block") is not None else []), *unet.up_blocks]
 
     def checkpoint_slots(self) -> list[tuple[nn.Module, str]]:
-        """Every layer (resnet, temporal conv, spatial and temporal transformer, resampler) of the down blocks,
-        mid block and up blocks, in block order. Layers rather than whole blocks: backward then recomputes one
-        layer's activations at a time, which lowers the peak (mid config: whole blocks cut it by about 35-40%,
-        see benchmarks/results)."""
+        """Every layer (:attr:`BLOCK_LAYER_LISTS`) of the down blocks, mid block and up blocks, in block order.
+        Layers rather than whole blocks: backward then recomputes one layer's activations at a time, which lowers
+        the peak (mid config: whole blocks cut it by about 35-40%, see benchmarks/results)."""
         slots: list[tuple[nn.Module, str]] = []
         for block in self._blocks():
             for list_name in self.BLOCK_LAYER_LISTS:
@@ -335,9 +348,9 @@ class UNet3DLayout(BackboneLayout):
         return slots
 
     def block_order(self) -> list[str]:
-        """transformer_in, down blocks, mid block, up blocks."""
+        """The input temporal transformer (if any), down blocks, mid block, up blocks."""
         unet = self.unet
-        order = ["transformer_in"]
+        order = [self.input_temporal] if self.input_temporal else []
         order += [f"down_blocks.{index}" for index in range(len(unet.down_blocks))]
         order += ["mid_block"] if getattr(unet, "mid_block", None) is not None else []
         order += [f"up_blocks.{index}" for index in range(len(unet.up_blocks))]
@@ -347,12 +360,54 @@ class UNet3DLayout(BackboneLayout):
         parts = path.split(".")
         return ".".join(parts[:2]) if parts[0] in ("down_blocks", "up_blocks") else parts[0]
 
+
+class UNet3DLayout(BlockUNetLayout):
+    """ZeroScope / ModelScope: diffusers' ``UNet3DConditionModel`` (0.42).
+
+    Temporal transformers (``TransformerTemporalModel``, no position encoding): ``transformer_in`` and the
+    ``temp_attentions`` of the down, mid and up blocks. The UNet repeats the (B, L, D) text embeddings per frame
+    itself.
+    """
+
+    family = "unet3d"
+    unet_class_name = "UNet3DConditionModel"
+    text_embeddings_per_frame = False
+    temporal_container = "temp_attentions"
+    input_temporal = "transformer_in"
+    # diffusers' CrossAttn*Block3D, DownBlock3D, UpBlock3D, UNetMidBlock3DCrossAttn.
+    BLOCK_LAYER_LISTS = ("resnets", "temp_convs", "attentions", "temp_attentions", "downsamplers", "upsamplers")
+
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> Any:
         # UNet3DConditionModel repeats the (B, L, D) embeddings over frames itself (repeat_interleave).
         return self.unet(sample, timesteps, encoder_hidden_states=text_embeddings)
 
 
-LAYOUTS: list[type[BackboneLayout]] = [UNet3DLayout]
+class AnimateDiffLayout(BlockUNetLayout):
+    """AnimateDiff: diffusers' ``UNetMotionModel`` (0.42), a Stable Diffusion UNet with motion modules.
+
+    Temporal transformers: the ``motion_modules`` (``AnimateDiffTransformer3D``, sinusoidal position encoding
+    over frames) of the down, up and (adapters v2 and later) mid blocks; no input temporal transformer. Spatial
+    transformers: the SD UNet's ``attentions``. The caller repeats the text embeddings per frame: passing
+    (B, L, D) fails in the spatial transformers, so :meth:`forward` passes (B*F, L, D), frame-major within a
+    video, as ``AnimateDiffPipeline`` does (``repeat_interleave(num_frames, dim=0)``).
+    """
+
+    family = "animatediff"
+    unet_class_name = "UNetMotionModel"
+    text_embeddings_per_frame = True
+    temporal_container = "motion_modules"
+    input_temporal = None
+    # diffusers' CrossAttnDownBlockMotion, DownBlockMotion, CrossAttnUpBlockMotion, UpBlockMotion,
+    # UNetMidBlockCrossAttnMotion.
+    BLOCK_LAYER_LISTS = ("resnets", "attentions", "motion_modules", "downsamplers", "upsamplers")
+
+    def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> Any:
+        num_frames = sample.shape[2]
+        per_frame = text_embeddings.repeat_interleave(num_frames, dim=0)
+        return self.unet(sample, timesteps, encoder_hidden_states=per_frame)
+
+
+LAYOUTS: list[type[BackboneLayout]] = [UNet3DLayout, AnimateDiffLayout]
 
 
 def register_layout(layout: type[BackboneLayout]) -> type[BackboneLayout]:

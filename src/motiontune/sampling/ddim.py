@@ -1,7 +1,14 @@
-"""Our own DDIM sampling and inversion loops over a UNet3D (diffusers' TextToVideoSDPipeline is deprecated).
+"""Our own DDIM sampling and inversion loops over a video UNet (diffusers' TextToVideoSDPipeline is deprecated).
 
 DDIM (Song et al. 2021), eta = 0: x_{t'} = sqrt(a_{t'}) * x0_hat + sqrt(1 - a_{t'}) * eps_hat, with
-x0_hat = (x_t - sqrt(1 - a_t) eps_hat) / sqrt(a_t). Inversion runs the same update from t to a larger t'.
+x0_hat = (x_t - sqrt(1 - a_t) eps_hat) / sqrt(a_t). Inversion runs the same update from t' to t.
+
+The step from timestep t goes to t' = t - T // n (T training timesteps, n sampling steps; t' < 0 is the clean
+end), exactly as diffusers' ``DDIMScheduler.step``, whatever the ``timestep_spacing``. With ``leading`` spacing
+(ZeroScope) t' is the next listed timestep; with ``linspace`` (AnimateDiff) or ``trailing`` it may not be, and
+the next step still starts from the next listed timestep, as diffusers' pipelines do. Inversion mirrors each
+sampling step (from t - T // n up to t, eps predicted at t), as diffusers' ``DDIMInverseScheduler.step``
+does for the spacings it supports (``leading``, ``trailing``).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+
+from motiontune.backbone.layout import layout_for
 
 
 def ddim_timesteps(scheduler_config: dict[str, Any], num_steps: int) -> torch.Tensor:
@@ -79,19 +88,28 @@ def _schedule(scheduler_config: dict[str, Any], num_steps: int, device: torch.de
     return ddim_timesteps(scheduler_config, num_steps), alphas, scheduler_config.get("prediction_type", "epsilon"), clean_alpha.to(alphas)
 
 
+def _step_stride(scheduler_config: dict[str, Any], num_steps: int) -> int:
+    """T // n: how far one DDIM step moves in training timesteps (diffusers' ``DDIMScheduler.step``)."""
+    return int(scheduler_config.get("num_train_timesteps", 1000)) // num_steps
+
+
 def guided_noise_prediction(
     unet: torch.nn.Module,
     prompt_embeds: torch.Tensor,
     negative_embeds: torch.Tensor | None,
     guidance_scale: float,
 ) -> DenoiseFn:
-    """eps(x_t, t) with classifier-free guidance: eps_u + s * (eps_c - eps_u); s <= 1 or no negative = plain."""
+    """eps(x_t, t) with classifier-free guidance: eps_u + s * (eps_c - eps_u); s <= 1 or no negative = plain.
+
+    ``prompt_embeds``, ``negative_embeds``: (1, L, D); the UNet is called as its family's layout says (an
+    AnimateDiff UNet gets them per frame)."""
+    layout = layout_for(unet)
 
     def predict(sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         if negative_embeds is None or guidance_scale <= 1.0:
-            return unet(sample, timestep, encoder_hidden_states=prompt_embeds).sample
+            return layout.predict_noise(sample, timestep, prompt_embeds)
         both = torch.cat([negative_embeds, prompt_embeds])
-        prediction = unet(torch.cat([sample, sample]), timestep, encoder_hidden_states=both).sample
+        prediction = layout.predict_noise(torch.cat([sample, sample]), timestep, both)
         unconditional, conditional = prediction.chunk(2)
         return unconditional + guidance_scale * (conditional - unconditional)
 
@@ -109,10 +127,12 @@ def ddim_sample(
 ) -> torch.Tensor:
     """Denoise (B, C, F, h, w) latents from the noisiest DDIM timestep to a clean latent video."""
     timesteps, alphas, prediction_type, final_alpha = _schedule(scheduler_config, num_steps, initial_latents.device)
+    stride = _step_stride(scheduler_config, num_steps)
     sample = initial_latents
-    for index, timestep in enumerate(tqdm(timesteps, desc=description, disable=not progress, leave=False)):
+    for timestep in tqdm(timesteps, desc=description, disable=not progress, leave=False):
         alpha = alphas[timestep]
-        alpha_next = alphas[timesteps[index + 1]] if index + 1 < len(timesteps) else final_alpha
+        previous = int(timestep) - stride
+        alpha_next = alphas[previous] if previous >= 0 else final_alpha
         prediction = predict(sample, timestep.to(sample.device))
         epsilon = _prediction_to_epsilon(prediction, sample, alpha, prediction_type)
         sample = _ddim_move(sample, epsilon, alpha, alpha_next)
@@ -132,14 +152,14 @@ def ddim_invert(
     The result, fed to :func:`ddim_sample` with the same prompt and steps, reconstructs the input.
     """
     descending, alphas, prediction_type, initial_alpha = _schedule(scheduler_config, num_steps, latents.device)
-    timesteps = descending.flip(0)
+    stride = _step_stride(scheduler_config, num_steps)
     sample = latents
-    previous_alpha = initial_alpha
-    for timestep in tqdm(timesteps, desc="DDIM inversion", disable=not progress, leave=False):
+    for timestep in tqdm(descending.flip(0), desc="DDIM inversion", disable=not progress, leave=False):
         alpha = alphas[timestep]
+        previous = int(timestep) - stride
+        previous_alpha = alphas[previous] if previous >= 0 else initial_alpha
         # As in Tune-A-Video/VMC inversion: eps is predicted at the target timestep from the current sample.
         prediction = predict(sample, timestep.to(sample.device))
         epsilon = _prediction_to_epsilon(prediction, sample, previous_alpha, prediction_type)
         sample = _ddim_move(sample, epsilon, previous_alpha, alpha)
-        previous_alpha = alpha
     return sample
