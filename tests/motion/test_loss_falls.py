@@ -20,7 +20,7 @@ from motion_helpers import FRAMES, PIXELS, quick_config, random_reference
 CASES = {
     "motion_embeddings": ({"blocks": "all"}, 2e-1),
     "vmc": ({}, 1e-2),
-    "motionmatcher": ({"rank": 4}, 1e-2),
+    "motionmatcher": ({"rank": 4}, 3e-2),  # its feature loss is small on the random tiny backbones (1e-2: < 1% in 8 steps)
     "motiondirector": ({"rank": 4}, 1e-2),
 }
 STEPS = 8
@@ -46,13 +46,14 @@ def evaluation_loss(method, backbone, reference) -> float:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_training_lowers_the_methods_loss(tiny_backbone, restore_unet, name):
+def test_training_lowers_the_methods_loss(family_backbone, name):
+    """On each backbone family (ZeroScope's UNet3D, AnimateDiff's UNetMotionModel)."""
     options, learning_rate = CASES[name]
     reference = random_reference(5)
-    method = build_method(name, options, tiny_backbone, FRAMES, PIXELS, PIXELS)
-    before = evaluation_loss(method, tiny_backbone, reference)
-    result = train_motion(method, tiny_backbone, reference["latents"], reference["prompt_embeds"],
+    method = build_method(name, options, family_backbone, FRAMES, PIXELS, PIXELS)
+    before = evaluation_loss(method, family_backbone, reference)
+    result = train_motion(method, family_backbone, reference["latents"], reference["prompt_embeds"],
                           quick_config(steps=STEPS, learning_rate=learning_rate, weight_decay=0.0))
-    after = evaluation_loss(method, tiny_backbone, reference)
+    after = evaluation_loss(method, family_backbone, reference)
     assert len(result.loss_history) == STEPS
     assert after < 0.99 * before, f"{name}: loss {before:.5f} -> {after:.5f} after {STEPS} steps"

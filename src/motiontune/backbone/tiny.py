@@ -192,10 +192,18 @@ def save_stable_diffusion_and_adapter(pipeline: Any, out_dir: Path) -> tuple[Pat
 
 
 def _unet2d_config(motion_config: Any) -> dict[str, Any]:
-    """The UNet2DConditionModel config a UNetMotionModel was made from (block types back to 2D ones)."""
-    config = {key: value for key, value in dict(motion_config).items() if not key.startswith("_") and not key.startswith(("motion_", "temporal_")) and key != "use_motion_mid_block"}
+    """The UNet2DConditionModel config a UNetMotionModel was made from: its keys that a UNet2D takes, block types
+    back to 2D ones, and the head count under the legacy ``attention_head_dim`` only (as SD 1.5 writes it)."""
+    import inspect
+
+    from diffusers import UNet2DConditionModel
+
+    accepted = set(inspect.signature(UNet2DConditionModel.__init__).parameters) - {"self", "num_attention_heads"}
+    config = {key: value for key, value in dict(motion_config).items() if key in accepted}
     config["down_block_types"] = ["CrossAttnDownBlock2D" if "CrossAttn" in t else "DownBlock2D" for t in motion_config.down_block_types]
     config["up_block_types"] = ["CrossAttnUpBlock2D" if "CrossAttn" in t else "UpBlock2D" for t in motion_config.up_block_types]
+    if motion_config.get("num_attention_heads"):
+        config["attention_head_dim"] = motion_config["num_attention_heads"]
     return config
 
 

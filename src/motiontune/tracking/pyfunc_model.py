@@ -87,17 +87,22 @@ class MotionModel(PythonModel):
         config = dict(getattr(context, "model_config", None) or {})
         self.backbone_local_path = config.get("backbone_local_path")
 
-    def _backbone(self, source: str | None, revision: str | None, device: str, dtype: str) -> Any:
+    def _backbone(self, options: dict[str, Any]) -> Any:
         from motiontune.tracking.registry import cached_backbone
 
         recorded = self.artifact.manifest["backbone"]
+        source, revision = options.get("backbone"), options.get("revision")
+        adapter, adapter_revision = options.get("motion_adapter"), options.get("motion_adapter_revision")
         if not source:
             source = str(recorded["id_or_path"])
             revision = revision or recorded.get("revision")
+            adapter = adapter or recorded.get("motion_adapter")
+            adapter_revision = adapter_revision or recorded.get("motion_adapter_revision")
             # A relative folder recorded at training time: fall back to where it was then, if not found here.
             if not Path(source).exists() and self.backbone_local_path and Path(self.backbone_local_path).is_dir():
                 source = str(self.backbone_local_path)
-        return cached_backbone(source, revision, device, dtype)
+        device, dtype = str(options.get("device", "auto")), str(options.get("dtype", "float32"))
+        return cached_backbone(source, revision, device, dtype, adapter, adapter_revision)
 
     def predict(self, context, model_input, params=None):
         from motiontune.io.video import write_video
@@ -108,7 +113,7 @@ class MotionModel(PythonModel):
 
         prompts = prompts_from_input(model_input)
         options = {key: value for key, value in (params or {}).items() if value is not None and value != ""}
-        backbone = self._backbone(options.get("backbone"), options.get("revision"), str(options.get("device", "auto")), str(options.get("dtype", "float32")))
+        backbone = self._backbone(options)
         check_artifact_fits(self.artifact, backbone, int(self.artifact.manifest["num_frames"]))
 
         noise_init = options.get("noise_init") or self.artifact.manifest.get("inference_defaults", {}).get("noise_init", "random")

@@ -63,6 +63,8 @@ PREDICT_DEFAULTS = {"progress_bar": False}
 SERVING_PARAMS = (
     ("backbone", "string", None),  # a folder or hub id; null: the one the motion records
     ("revision", "string", None),
+    ("motion_adapter", "string", None),  # AnimateDiff from Stable Diffusion: the adapter; null: the one recorded
+    ("motion_adapter_revision", "string", None),
     ("device", "string", "auto"),
     ("dtype", "string", "float32"),
     ("output_dir", "string", None),
@@ -114,12 +116,18 @@ def _requirements() -> list[str]:
 
 
 @functools.lru_cache(maxsize=2)
-def cached_backbone(source: str, revision: str | None, device: str, dtype: str) -> Any:
+def cached_backbone(
+    source: str, revision: str | None, device: str, dtype: str,
+    motion_adapter: str | None = None, motion_adapter_revision: str | None = None,
+) -> Any:
     """One loaded backbone per process for the registered motion models (each ``load_model`` is a new model
     object; they share the backbone, which a motion leaves unchanged after generating)."""
     from motiontune.backbone.loading import load_backbone
 
-    return load_backbone(source, revision=revision, device=device, dtype=dtype)
+    return load_backbone(
+        source, revision=revision, device=device, dtype=dtype,
+        motion_adapter=motion_adapter, motion_adapter_revision=motion_adapter_revision,
+    )
 
 
 def register_motion(
@@ -160,6 +168,8 @@ def register_motion(
         "backbone": str(backbone["id_or_path"]),
         "backbone_revision": str(backbone.get("revision")),
         "backbone_unet_config_sha256": str(backbone.get("unet_config_sha256")),
+        "backbone_family": str(backbone.get("family", "unet3d")),
+        "backbone_motion_adapter": str(backbone.get("motion_adapter")),
         "source_video_sha256": str(artifact.manifest["source_video"]["sha256"]),
         "source_video_path": str(artifact.manifest["source_video"]["path"]),
         "train_steps": str(artifact.manifest["train"]["steps"]),
@@ -325,6 +335,8 @@ def generate_with_registered_motion(
     params.update({
         "backbone": str(backbone["pretrained_model"]),
         "revision": backbone.get("revision"),
+        "motion_adapter": backbone.get("motion_adapter"),
+        "motion_adapter_revision": backbone.get("motion_adapter_revision"),
         "device": str(backbone.get("device", "auto")),
         "dtype": str(backbone.get("dtype", "float32")),
     })
