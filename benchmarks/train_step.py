@@ -15,7 +15,11 @@ Writes ``<out>/<device>.json`` and ``<out>/<device>.md``.
 
     python benchmarks/train_step.py                        # CPU: tiny + mid (a few minutes on 2 cores)
     python benchmarks/train_step.py --configs tiny --steps 2 --out /tmp/bench
-    python benchmarks/train_step.py --device cuda --configs tiny,mid,zeroscope
+    python benchmarks/train_step.py --device cuda --configs tiny,mid,zeroscope,animatediff
+    python benchmarks/train_step.py --configs animatediff  # CPU: the tiny AnimateDiff backbone
+
+``animatediff`` is AnimateDiff at its real size on CUDA (Stable Diffusion 1.5's UNet + motion adapter v1-5-3,
+random weights, 512x512, 16 frames) and the tiny AnimateDiff backbone (``tiny_animatediff``) on CPU.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ import yaml  # noqa: E402
 
 from motiontune.backbone.loading import Backbone, load_backbone  # noqa: E402
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone  # noqa: E402
+from motiontune.methods.artifact_size import (  # noqa: E402
+    ANIMATEDIFF_V1_5_3_ADAPTER_CONFIG,
+    SD15_UNET_CONFIG,
+    motion_unet_config,
+)
 from motiontune.training.loop import TrainingConfig, train_motion  # noqa: E402
 from memory_probe import peak_memory  # noqa: E402
 
@@ -80,12 +89,29 @@ MID_UNET = {
     "attention_head_dim": 8,
     "sample_size": 32,
 }
+# AnimateDiff: SD 1.5's UNet2DConditionModel (runwayml/stable-diffusion-v1-5 unet/config.json) + the v1-5-3 motion
+# adapter (AnimateDiff v3), combined by UNetMotionModel.from_unet2d; the configs are written out, with their
+# sources, in motiontune.methods.artifact_size. Its CPU variant is the tiny AnimateDiff backbone.
+ANIMATEDIFF_TINY = {"source": "conf/base/parameters_backbone.yml: tiny_animatediff", "num_frames": 8, "height": 64, "width": 64, "gen_steps": 16}
 CONFIGS = {
     # video size in pixels; latent size = video / vae_scale
     "tiny": {"source": "conf/base/parameters_backbone.yml: tiny_backbone", "num_frames": 8, "height": 64, "width": 64, "gen_steps": 16},
     "mid": {"unet": MID_UNET, "vae_scale": 4, "num_frames": 8, "height": 128, "width": 128, "gen_steps": 8},
     "zeroscope": {"unet": ZEROSCOPE_UNET, "vae_scale": 8, "num_frames": 24, "height": 320, "width": 576, "gen_steps": 10, "cuda_only": True},
+    "animatediff": {
+        "unet2d": SD15_UNET_CONFIG, "motion_adapter": ANIMATEDIFF_V1_5_3_ADAPTER_CONFIG, "vae_scale": 8,
+        "num_frames": 16, "height": 512, "width": 512, "gen_steps": 10, "scheduler_section": "tiny_animatediff",
+        "cpu_variant": ANIMATEDIFF_TINY,
+    },
 }
+
+
+def resolve_config(name: str, device: torch.device) -> dict[str, Any]:
+    """The config ``name`` runs on ``device``: a config with a ``cpu_variant`` runs that one on CPU."""
+    config = CONFIGS[name]
+    if device.type != "cuda" and "cpu_variant" in config:
+        return {**config["cpu_variant"], "variant": "tiny (CPU; the real size runs with --device cuda)"}
+    return {key: value for key, value in config.items() if key != "cpu_variant"}
 PROMPT_LENGTH = 77
 GUIDANCE_SCALE = 10.0
 
@@ -94,8 +120,9 @@ GUIDANCE_SCALE = 10.0
 # backbones
 
 
-def _scheduler_config() -> dict[str, Any]:
-    spec = yaml.safe_load((REPO_ROOT / "conf/base/parameters_backbone.yml").read_text(encoding="utf-8"))["tiny_backbone"]
+def _scheduler_config(section: str = "tiny_backbone") -> dict[str, Any]:
+    """The DDIM scheduler of a conf section: ZeroScope's (``tiny_backbone``) or AnimateDiff's (``tiny_animatediff``)."""
+    spec = yaml.safe_load((REPO_ROOT / "conf/base/parameters_backbone.yml").read_text(encoding="utf-8"))[section]
     from diffusers import DDIMScheduler
 
     return dict(DDIMScheduler(**spec["scheduler"]).config)
@@ -103,20 +130,25 @@ def _scheduler_config() -> dict[str, Any]:
 
 def build_backbone(name: str, device: torch.device, dtype: torch.dtype, workdir: Path) -> Backbone:
     """The config's backbone with seeded random weights, frozen and in eval mode like ``load_backbone``'s."""
-    config = CONFIGS[name]
-    if name == "tiny":
-        values = yaml.safe_load((REPO_ROOT / "conf/base/parameters_backbone.yml").read_text(encoding="utf-8"))["tiny_backbone"]
-        folder = build_tiny_backbone(workdir / "tiny-t2v", TinyBackboneSpec.from_dict(values))
+    config = resolve_config(name, device)
+    if "source" in config:  # an embedded tiny backbone, built from its conf section as `build-tiny-backbone` does
+        section = config["source"].rsplit(": ", 1)[1]
+        values = yaml.safe_load((REPO_ROOT / "conf/base/parameters_backbone.yml").read_text(encoding="utf-8"))[section]
+        folder = build_tiny_backbone(workdir / section, TinyBackboneSpec.from_dict(values, section=section))
         return load_backbone(folder, device=str(device), dtype=str(dtype).removeprefix("torch."))
-    from diffusers import UNet3DConditionModel
+    import diffusers
 
     torch.manual_seed(0)
-    unet = UNet3DConditionModel(**config["unet"])
+    if "motion_adapter" in config:
+        # The UNetMotionModel that SD 1.5 + the adapter make (its config derived on the meta device), random weights.
+        unet = diffusers.UNetMotionModel(**motion_unet_config(config["unet2d"], config["motion_adapter"]))
+    else:
+        unet = diffusers.UNet3DConditionModel(**config["unet"])
     unet.requires_grad_(False).eval().to(device=device, dtype=dtype)
     # Training and denoising use cached latents and prompt embeddings: only the VAE's downsampling factor matters.
     vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=[0] * (config["vae_scale"].bit_length())))
     return Backbone(
-        unet=unet, vae=vae, text_encoder=None, tokenizer=None, scheduler_config=_scheduler_config(),
+        unet=unet, vae=vae, text_encoder=None, tokenizer=None, scheduler_config=_scheduler_config(config.get("scheduler_section", "tiny_backbone")),
         id_or_path=f"benchmark:{name}", revision=None, device=device, dtype=dtype,
     )
 
@@ -378,8 +410,10 @@ def _method_names(selected: Sequence[str] | None) -> list[str]:
 
 
 def run_config(name: str, device: torch.device, dtype: torch.dtype, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    config = CONFIGS[name]
+    config = resolve_config(name, device)
     entry: dict[str, Any] = {"video": {k: config[k] for k in ("num_frames", "height", "width")}}
+    if "variant" in config:
+        entry["variant"] = config["variant"]
     if config.get("cuda_only") and device.type != "cuda":
         entry["skipped"] = f"{name} runs only with --device cuda (a training step at 576x320x24 is far too slow on CPU)"
         return entry
@@ -387,11 +421,13 @@ def run_config(name: str, device: torch.device, dtype: torch.dtype, args: argpar
     backbone = build_backbone(name, device, dtype, workdir)
     unet = backbone.unet
     entry["unet"] = {
+        "class": type(unet).__name__,
         "parameters": sum(p.numel() for p in unet.parameters()),
         "block_out_channels": list(unet.config.block_out_channels),
         "layers_per_block": unet.config.layers_per_block,
         "cross_attention_dim": unet.config.cross_attention_dim,
-        "attention_head_dim": unet.config.attention_head_dim,
+        # UNet3DConditionModel's heads; UNetMotionModel calls the same number num_attention_heads
+        "attention_head_dim": unet.config.get("attention_head_dim", unet.config.get("num_attention_heads")),
         "latent": [config["num_frames"], config["height"] // backbone.vae_scale_factor, config["width"] // backbone.vae_scale_factor],
         "dtype": str(dtype).removeprefix("torch."),
         "attention_processors": sorted({type(p).__name__ for p in unet.attn_processors.values()}),
@@ -557,8 +593,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += [f"Skipped: {entry['skipped']}", ""]
             continue
         unet = entry["unet"]
+        if entry.get("variant"):
+            lines += [f"Variant: {entry['variant']}.", ""]
         lines += [
-            f"UNet3D {unet['parameters'] / 1e6:.1f} M parameters, channels {unet['block_out_channels']}, "
+            f"{unet.get('class', 'UNet3DConditionModel')} {unet['parameters'] / 1e6:.1f} M parameters, channels {unet['block_out_channels']}, "
             f"{unet['layers_per_block']} layer(s) per block, latent (frames, h, w) {unet['latent']}, {unet['dtype']}; "
             f"video {entry['video']['num_frames']}x{entry['video']['height']}x{entry['video']['width']}; "
             f"attention processors {unet['attention_processors']}; {entry.get('seconds', '?')} s for this config.",
@@ -620,7 +658,10 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="tiny,mid", help="comma-separated: tiny, mid, zeroscope (zeroscope needs --device cuda)")
+    parser.add_argument(
+        "--configs", default="tiny,mid",
+        help="comma-separated: tiny, mid, zeroscope (needs --device cuda), animatediff (real size on cuda, tiny on cpu)",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per variant (median reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed training steps before them")

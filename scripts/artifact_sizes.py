@@ -1,10 +1,11 @@
-"""Print the artifact size of every method on the embedded tiny backbone and on ZeroScope (no downloads).
+"""Print the artifact size of every method on the embedded tiny backbone, ZeroScope and AnimateDiff (no downloads).
 
 Each method is built with its options from ``conf/base/parameters_train.yml`` (``train.<method>``) and prepared
 on UNets built from their configs on the meta device (``motiontune.methods.artifact_size``): the tiny backbone
 of ``conf/base/parameters_backbone.yml`` at the ``video`` size of ``conf/base/parameters.yml``, and ZeroScope v2
-576w at 576x320, 24 frames. These are the numbers of README's methods table (tests/motion/test_artifact_size.py
-checks that they agree). Usage::
+576w at 576x320, 24 frames. These are the numbers of README's methods table; the second table is README's
+"Artifact size per backbone" (SD 1.5 + AnimateDiff motion adapters v1-5-2 and v1-5-3, 512x512, 16 frames)
+(tests/motion/test_artifact_size.py checks that they agree). Usage::
 
     python scripts/artifact_sizes.py
 """
@@ -21,7 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(ROOT / "src"))
 
-from motiontune.methods.artifact_size import ZEROSCOPE, Architecture, artifact_sizes, format_megabytes  # noqa: E402
+from motiontune.methods.artifact_size import (  # noqa: E402
+    REAL_ARCHITECTURES,
+    ZEROSCOPE,
+    Architecture,
+    artifact_sizes,
+    format_megabytes,
+)
 
 METHODS = ("motion_embeddings", "vmc", "motionmatcher", "motiondirector")
 
@@ -52,6 +59,12 @@ def main() -> None:
     for label, by_architecture in sizes().items():
         small, large = by_architecture["tiny"], by_architecture[ZEROSCOPE.name]
         print(f"| `{label}` | {format_megabytes(small)} | {format_megabytes(large)} | {small} / {large} |")
+    print()
+    real = REAL_ARCHITECTURES
+    print("| method | " + " | ".join(f"{a.name} ({a.width}x{a.height}, {a.num_frames} frames)" for a in real) + " |")
+    print("|---|" + "---:|" * len(real))
+    for label, by_architecture in artifact_sizes(configured_methods(), list(real)).items():
+        print(f"| `{label}` | " + " | ".join(format_megabytes(by_architecture[a.name]) for a in real) + " |")
 
 
 if __name__ == "__main__":

@@ -97,15 +97,44 @@ def test_configuration_changes_the_run_and_bad_values_are_rejected(project_root,
     assert "train.method: 'dreambooth' is not one of" in output
 
 
+ANIMATEDIFF = "data/06_models/backbones/tiny-animatediff"
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["default", ANIMATEDIFF])
 @pytest.mark.parametrize("method", ["motion_embeddings", "vmc", "motionmatcher", "motiondirector"])
-def test_every_method_customizes_through_the_same_pipeline(project_root, tmp_path, method):
+def test_every_method_customizes_through_the_same_pipeline(project_root, tmp_path, method, backbone):
+    """On the default (ZeroScope-family) backbone and on a saved AnimateDiffPipeline folder."""
     project = copy_project(project_root, tmp_path / "project")
     params = f"{SMALL_RUN},ingest.entries=[ball_right],train.method={method},train.steps=2"
+    if backbone != "default":
+        params += f",backbone.pretrained_model={backbone}"
+    _check_customized(project, params, method, "animatediff" if backbone == ANIMATEDIFF else "unet3d")
+
+
+@pytest.mark.slow
+def test_stable_diffusion_plus_a_motion_adapter_customizes_through_the_same_pipeline(project_root, tmp_path):
+    from diffusers import AnimateDiffPipeline
+
+    from motiontune.backbone.tiny import save_stable_diffusion_and_adapter
+
+    project = copy_project(project_root, tmp_path / "project")
+    sd_dir, adapter_dir = save_stable_diffusion_and_adapter(
+        AnimateDiffPipeline.from_pretrained(project_root / ANIMATEDIFF), project / "data/06_models/backbones/sd-parts"
+    )
+    params = (f"{SMALL_RUN},ingest.entries=[ball_right],train.method=motiondirector,train.steps=2,"
+              f"backbone.pretrained_model={sd_dir.relative_to(project)},backbone.motion_adapter={adapter_dir.relative_to(project)}")
+    manifest = _check_customized(project, params, "motiondirector", "animatediff")
+    assert manifest["backbone"]["motion_adapter"] == str(adapter_dir.relative_to(project))
+
+
+def _check_customized(project: Path, params: str, method: str, family: str) -> dict:
+    """Run customize with ``params``; check the motion, its videos, the MLflow run and the registered version."""
     result = kedro(project, "--pipelines=customize", f"--params={params}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     manifest = json.loads((project / "data/06_models/motions/ball_right/motion.json").read_text())
     assert manifest["method"] == method and manifest["train"]["steps"] == 2
+    assert manifest["backbone"]["family"] == family
     assert len(list((project / "data/07_model_output/motions/ball_right").glob("*.mp4"))) == 2
     import mlflow
 
@@ -113,3 +142,6 @@ def test_every_method_customizes_through_the_same_pipeline(project_root, tmp_pat
     (run,) = client.search_runs([client.get_experiment_by_name("motiontune").experiment_id])
     assert run.data.params["train.method"] == method
     assert run.data.tags["method"] == method
+    (version,) = client.search_model_versions("name='motion-ball_right'")
+    assert version.tags["backbone_family"] == family and version.tags["method"] == method
+    return manifest

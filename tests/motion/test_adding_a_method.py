@@ -73,8 +73,8 @@ class OutputBiasMethod(NoisePredictionMethod):
         return self.config.options()
 
     @classmethod
-    def applied(cls, backbone: Any, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Any:
-        return _bias_swapped(backbone.unet, tensors[BIAS] * float(options["scale"]))
+    def applied(cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Any:
+        return _bias_swapped(unet, tensors[BIAS] * float(options["scale"]))
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ def test_applied_generation_runs_exactly_the_plain_backbones_work(tiny_backbone,
     assert plain_ops["linear"] > 0 and plain_ops["scaled_dot_product_attention"] > 0
     before = weights(unet)
 
-    with cls.applied(tiny_backbone, tensors, dict(cls.inference_defaults)):
+    with cls.applied(tiny_backbone.unet, tensors, dict(cls.inference_defaults)):
         applied_modules, applied_ops = pass_profile(tiny_backbone, inputs, timestep)
         assert module_types(unet) == plain_types  # no LoRA layer, no wrapper, no parametrization
         assert not hasattr(unet, "peft_config")
@@ -133,7 +133,7 @@ def test_motiondirector_fused_lora_matches_the_unfused_adapter(tiny_backbone, in
         unfused = unet_output(tiny_backbone, inputs, 400)
     before = weights(unet)
 
-    with method_class("motiondirector").applied(tiny_backbone, tensors, {"lora_scale": scale}):
+    with method_class("motiondirector").applied(tiny_backbone.unet, tensors, {"lora_scale": scale}):
         fused = unet_output(tiny_backbone, inputs, 400)
         # the fused weights are new tensors: the backbone's own weights are untouched even meanwhile
         assert all(torch.equal(parameter, value) for parameter, value in before.values())
@@ -155,7 +155,7 @@ def test_motionmatcher_fused_lora_acts_from_its_timestep_and_matches_the_unfused
     before = weights(unet)
     fused_layers = [f"{name}.weight" for name in reference.layers]
 
-    with method_class("motionmatcher").applied(tiny_backbone, tensors, {"lora_min_timestep": 500}):
+    with method_class("motionmatcher").applied(tiny_backbone.unet, tensors, {"lora_min_timestep": 500}):
         early = unet_output(tiny_backbone, inputs, 700)
         in_place_early = {key: unet.get_parameter(key) for key in fused_layers}
         late = unet_output(tiny_backbone, inputs, 300)
@@ -176,7 +176,7 @@ def test_a_failing_pass_still_restores_the_original_weights(tiny_backbone, input
     tensors = trained_like_tensors(tiny_backbone, "motionmatcher")
     before, hooks = weights(unet), hook_count(unet)
     with pytest.raises(RuntimeError, match="boom"):
-        with method_class("motionmatcher").applied(tiny_backbone, tensors, {"lora_min_timestep": 500}):
+        with method_class("motionmatcher").applied(tiny_backbone.unet, tensors, {"lora_min_timestep": 500}):
             unet_output(tiny_backbone, inputs, 700)
             raise RuntimeError("boom")
     assert hook_count(unet) == hooks

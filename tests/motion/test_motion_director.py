@@ -129,7 +129,7 @@ def test_artifact_is_the_temporal_lora_round_trip_and_restoration(tiny_backbone,
     plain = unet_output(tiny_backbone, reference)
     untrained = MotionDirectorMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, rank=4)
     before = structure(unet)
-    with MotionDirectorMethod.applied(tiny_backbone, untrained.artifact_tensors(), {}):
+    with MotionDirectorMethod.applied(tiny_backbone.unet, untrained.artifact_tensors(), {}):
         assert torch.equal(unet_output(tiny_backbone, reference), plain)
     assert_restored(unet, before)
 
@@ -144,7 +144,7 @@ def test_artifact_is_the_temporal_lora_round_trip_and_restoration(tiny_backbone,
     }
     assert artifact.manifest["hyperparameters"]["lora_config"]["r"] == 4
     loaded = load_motion_artifact(save_motion_artifact(tmp_path / "motion", artifact))
-    with MotionDirectorMethod.applied(tiny_backbone, artifact.tensors, {}):
+    with MotionDirectorMethod.applied(tiny_backbone.unet, artifact.tensors, {}):
         in_memory = unet_output(tiny_backbone, reference)
     with applied_motion(tiny_backbone, loaded, {}):
         from_disk = unet_output(tiny_backbone, reference)
@@ -154,7 +154,7 @@ def test_artifact_is_the_temporal_lora_round_trip_and_restoration(tiny_backbone,
         assert torch.allclose(unet_output(tiny_backbone, reference), plain)
     assert_restored(unet, before)
     with pytest.raises(ValueError, match="LoRA tensor 'down_blocks.0.x' is not in peft format"):
-        with MotionDirectorMethod.applied(tiny_backbone, {"down_blocks.0.x": torch.zeros(1)}, {}):
+        with MotionDirectorMethod.applied(tiny_backbone.unet, {"down_blocks.0.x": torch.zeros(1)}, {}):
             pass
     assert_restored(unet, before)
 

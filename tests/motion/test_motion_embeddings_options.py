@@ -137,7 +137,7 @@ def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_
     plain = output()
     processors = {name: module.processor for name, module in unet.named_modules() if hasattr(module, "set_processor")}
     untrained = MotionEmbeddingsMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, blocks="deep")
-    with MotionEmbeddingsMethod.applied(tiny_backbone, untrained.artifact_tensors(), MotionEmbeddingsMethod.inference_defaults):
+    with MotionEmbeddingsMethod.applied(tiny_backbone.unet, untrained.artifact_tensors(), MotionEmbeddingsMethod.inference_defaults):
         assert torch.equal(output(), plain)
 
     row = {"num_frames": FRAMES, "height": PIXELS, "width": PIXELS, "source_path": "ref.mp4", "source_sha256": "0" * 64, "train_prompt": "a ball"}
@@ -147,7 +147,7 @@ def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_
     )
     assert isinstance(artifact, MotionArtifact) and artifact.manifest["hyperparameters"]["vmc_form"] == "paper"
     loaded = load_motion_artifact(save_motion_artifact(tmp_path / "motion", artifact))
-    with MotionEmbeddingsMethod.applied(tiny_backbone, artifact.tensors, MotionEmbeddingsMethod.inference_defaults):
+    with MotionEmbeddingsMethod.applied(tiny_backbone.unet, artifact.tensors, MotionEmbeddingsMethod.inference_defaults):
         in_memory = output()
     with applied_motion(tiny_backbone, loaded, {}):
         from_disk = output()

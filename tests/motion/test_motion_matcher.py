@@ -167,7 +167,7 @@ def test_artifact_round_trip_untrained_identity_and_restoration(tiny_backbone, r
     method = MotionMatcherMethod(tiny_backbone, FRAMES, PIXELS, PIXELS, rank=4)
     early, late = unet_output(tiny_backbone, reference, 700), unet_output(tiny_backbone, reference, 300)
     before = structure(unet)
-    with MotionMatcherMethod.applied(tiny_backbone, method.artifact_tensors(), {"lora_min_timestep": 0}):
+    with MotionMatcherMethod.applied(tiny_backbone.unet, method.artifact_tensors(), {"lora_min_timestep": 0}):
         assert torch.equal(unet_output(tiny_backbone, reference, 700), early)  # zero lora_B: no change
     assert_restored(unet, before)
 
@@ -180,7 +180,7 @@ def test_artifact_round_trip_untrained_identity_and_restoration(tiny_backbone, r
     assert artifact.manifest["inference_defaults"]["blend_strength"] == 0.3
     assert all(key.endswith((".lora_A.weight", ".lora_B.weight")) for key in artifact.tensors)
     loaded = load_motion_artifact(save_motion_artifact(tmp_path / "motion", artifact))
-    with MotionMatcherMethod.applied(tiny_backbone, artifact.tensors, MotionMatcherMethod.inference_defaults):
+    with MotionMatcherMethod.applied(tiny_backbone.unet, artifact.tensors, MotionMatcherMethod.inference_defaults):
         in_memory = unet_output(tiny_backbone, reference, 700)
         below_min_timestep = unet_output(tiny_backbone, reference, 300)
     with applied_motion(tiny_backbone, loaded, {}):
@@ -227,9 +227,9 @@ def test_a_lora_artifact_that_does_not_fit_is_refused_and_changes_nothing(tiny_b
     before = structure(unet)
     name = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
     with pytest.raises(ValueError, match=rf"LoRA tensor '{name}.lora_A.weight' has shape \(4, 7\), the layer needs \(4, 32\)"):
-        with MotionMatcherMethod.applied(tiny_backbone, {f"{name}.lora_A.weight": torch.zeros(4, 7), f"{name}.lora_B.weight": torch.zeros(32, 4)}, {}):
+        with MotionMatcherMethod.applied(tiny_backbone.unet, {f"{name}.lora_A.weight": torch.zeros(4, 7), f"{name}.lora_B.weight": torch.zeros(32, 4)}, {}):
             pass
     with pytest.raises(ValueError, match="LoRA target 'down_blocks.7.attn1.to_q' is not a Linear layer of this UNet"):
-        with MotionMatcherMethod.applied(tiny_backbone, {"down_blocks.7.attn1.to_q.lora_A.weight": torch.zeros(4, 32)}, {}):
+        with MotionMatcherMethod.applied(tiny_backbone.unet, {"down_blocks.7.attn1.to_q.lora_A.weight": torch.zeros(4, 32)}, {}):
             pass
     assert_restored(unet, before)

@@ -90,7 +90,7 @@ def test_untrained_artifact_is_the_original_weights_and_changes_nothing(tiny_bac
     assert all(torch.equal(tensor, parameters[key]) for key, tensor in method.artifact_tensors().items())
     plain = unet_output(tiny_backbone, reference)
     before = snapshot(unet)
-    with VMCMethod.applied(tiny_backbone, method.artifact_tensors(), {}):
+    with VMCMethod.applied(tiny_backbone.unet, method.artifact_tensors(), {}):
         assert torch.equal(unet_output(tiny_backbone, reference), plain)
     assert_restored(unet, before)
 
@@ -113,7 +113,7 @@ def test_artifact_round_trip_applies_identically_and_restores_the_backbone(tiny_
 
     plain = unet_output(tiny_backbone, reference)
     before = snapshot(unet)
-    with VMCMethod.applied(tiny_backbone, artifact.tensors, {}):
+    with VMCMethod.applied(tiny_backbone.unet, artifact.tensors, {}):
         in_memory = unet_output(tiny_backbone, reference)
     with applied_motion(tiny_backbone, loaded, {}):
         from_disk = unet_output(tiny_backbone, reference)
@@ -128,10 +128,10 @@ def test_an_artifact_that_does_not_fit_is_refused_before_anything_changes(tiny_b
     before = snapshot(unet)
     key = "down_blocks.0.temp_attentions.0.transformer_blocks.0.attn1.to_q.weight"
     with pytest.raises(ValueError, match=r"vmc artifact: '.*to_q.weight' has shape \(3, 3\)"):
-        with VMCMethod.applied(tiny_backbone, {key: torch.zeros(3, 3)}, {}):
+        with VMCMethod.applied(tiny_backbone.unet, {key: torch.zeros(3, 3)}, {}):
             pass
     with pytest.raises(ValueError, match="vmc artifact: the backbone has no parameter 'down_blocks.9.x.weight'"):
-        with VMCMethod.applied(tiny_backbone, {key: unet.get_parameter(key).detach(), "down_blocks.9.x.weight": torch.zeros(1)}, {}):
+        with VMCMethod.applied(tiny_backbone.unet, {key: unet.get_parameter(key).detach(), "down_blocks.9.x.weight": torch.zeros(1)}, {}):
             pass
     assert_restored(unet, before)
 

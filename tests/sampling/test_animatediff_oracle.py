@@ -5,6 +5,8 @@ The pipeline is built from the same saved folder with ``from_pretrained``; both 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -32,7 +34,7 @@ def _start(backbone) -> torch.Tensor:
     return initial_noise("random", shape, torch.Generator().manual_seed(0))
 
 
-def test_the_tiny_animatediff_scheduler_uses_linspace_spacing_where_t_minus_T_over_n_is_not_the_next_timestep(tiny_animatediff):
+def test_the_tiny_animatediff_scheduler_uses_linspace_spacing_where_one_ddim_stride_is_not_the_next_timestep(tiny_animatediff):
     from diffusers import DDIMScheduler
 
     assert tiny_animatediff.scheduler_config["timestep_spacing"] == "linspace"
@@ -40,7 +42,7 @@ def test_the_tiny_animatediff_scheduler_uses_linspace_spacing_where_t_minus_T_ov
     scheduler.set_timesteps(STEPS)
     listed = scheduler.timesteps.tolist()
     # What makes this comparison able to fail: stepping to the next listed timestep differs from t - T // n.
-    assert any(t - 1000 // STEPS != following for t, following in zip(listed, listed[1:]))
+    assert any(t - 1000 // STEPS != following for t, following in itertools.pairwise(listed))
 
 
 def test_our_sampling_equals_animatediff_pipeline_latents(tiny_animatediff, animatediff_pipeline):

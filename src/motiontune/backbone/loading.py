@@ -34,7 +34,8 @@ class BackboneError(ValueError, UserError):
 
 @dataclass
 class Backbone:
-    """The components of a UNet3D text-to-video model plus what identifies them."""
+    """The components of a text-to-video model (ZeroScope UNet3D or AnimateDiff UNetMotionModel) plus what
+    identifies them."""
 
     unet: Any  # diffusers.UNet3DConditionModel or UNetMotionModel
     vae: Any  # diffusers.AutoencoderKL

@@ -6,7 +6,10 @@ downloaded, yet the tensors :meth:`~motiontune.methods.base.MotionMethod.artifac
 real shapes and dtypes. Their bytes are what ``motion.safetensors`` holds (its small JSON header aside).
 
 ZeroScope's architecture is written out below (``cerspense/zeroscope_v2_576w``: ``unet/config.json`` and the
-VAE's four blocks, i.e. 8x spatial downsampling), so its sizes need no download either.
+VAE's four blocks, i.e. 8x spatial downsampling), so its sizes need no download either. So is AnimateDiff's:
+Stable Diffusion 1.5's ``unet/config.json`` and the published motion adapters' ``config.json``
+(``guoyww/animatediff-motion-adapter-v1-5-2`` = AnimateDiff v2, ``-v1-5-3`` = v3), combined on the meta device by
+``UNetMotionModel.from_unet2d`` as loading an SD checkpoint with ``backbone.motion_adapter`` does.
 """
 
 from __future__ import annotations
@@ -44,6 +47,47 @@ ZEROSCOPE_UNET_CONFIG: dict[str, Any] = {
 # vae/config.json block_out_channels: four blocks, so 2**3 = 8 pixels per latent cell.
 ZEROSCOPE_VAE_BLOCK_OUT_CHANNELS = (128, 256, 512, 512)
 
+# runwayml/stable-diffusion-v1-5 unet/config.json (UNet2DConditionModel; the architecture keys, as in its copies
+# stable-diffusion-v1-5/stable-diffusion-v1-5 and sd-legacy/stable-diffusion-v1-5). sample_size 64 = 512 px / 8.
+SD15_UNET_CONFIG: dict[str, Any] = {
+    "act_fn": "silu",
+    "attention_head_dim": 8,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 768,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 64,
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}
+# runwayml/stable-diffusion-v1-5 vae/config.json block_out_channels: four blocks, 8 pixels per latent cell.
+SD15_VAE_BLOCK_OUT_CHANNELS = (128, 256, 512, 512)
+# guoyww/animatediff-motion-adapter-v1-5-2/config.json (MotionAdapter, AnimateDiff v2: a mid-block motion
+# module). Its 0.22-era keys motion_activation_fn "geglu", motion_attention_bias false and
+# motion_cross_attention_dim null are no MotionAdapter arguments in diffusers 0.42, whose motion modules are
+# built that way anyway (GEGLU feed-forward, no attention bias, self-attention only).
+ANIMATEDIFF_V1_5_2_ADAPTER_CONFIG: dict[str, Any] = {
+    "block_out_channels": [320, 640, 1280, 1280],
+    "motion_layers_per_block": 2,
+    "motion_max_seq_length": 32,
+    "motion_mid_block_layers_per_block": 1,
+    "motion_norm_num_groups": 32,
+    "motion_num_attention_heads": 8,
+    "use_motion_mid_block": True,
+}
+# guoyww/animatediff-motion-adapter-v1-5-3/config.json: AnimateDiff v3 (diffusers' single-file loader maps its
+# "animatediff_v3" checkpoints, v3_sd15_mm.ckpt, to this repository, and tells v2 from v3 by v2's mid-block motion
+# module). The same keys as v1-5-2 but no mid-block motion module (use_motion_mid_block false).
+ANIMATEDIFF_V1_5_3_ADAPTER_CONFIG: dict[str, Any] = {**ANIMATEDIFF_V1_5_2_ADAPTER_CONFIG, "use_motion_mid_block": False}
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -56,6 +100,9 @@ class Architecture:
     height: int
     width: int
     unet_class: str = "UNet3DConditionModel"  # the UNet config's _class_name: which backbone layout builds it
+    # Set: ``unet_config`` is a Stable Diffusion UNet2DConditionModel's and this MotionAdapter's config is combined
+    # with it by ``UNetMotionModel.from_unet2d`` (AnimateDiff from an SD checkpoint + ``backbone.motion_adapter``).
+    motion_adapter_config: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @classmethod
     def from_folder(cls, folder: Path, num_frames: int, height: int, width: int, name: str | None = None) -> Architecture:
@@ -75,14 +122,49 @@ class Architecture:
 
 
 ZEROSCOPE = Architecture("ZeroScope v2 576w", ZEROSCOPE_UNET_CONFIG, ZEROSCOPE_VAE_BLOCK_OUT_CHANNELS, 24, 320, 576)
+# AnimateDiff on SD 1.5 at its published size: 512x512, 16 frames (the AnimateDiff pipeline's default num_frames).
+ANIMATEDIFF_V2 = Architecture(
+    "AnimateDiff SD 1.5 + v1-5-2", SD15_UNET_CONFIG, SD15_VAE_BLOCK_OUT_CHANNELS, 16, 512, 512,
+    unet_class="UNetMotionModel", motion_adapter_config=ANIMATEDIFF_V1_5_2_ADAPTER_CONFIG,
+)
+ANIMATEDIFF_V3 = Architecture(
+    "AnimateDiff SD 1.5 + v1-5-3", SD15_UNET_CONFIG, SD15_VAE_BLOCK_OUT_CHANNELS, 16, 512, 512,
+    unet_class="UNetMotionModel", motion_adapter_config=ANIMATEDIFF_V1_5_3_ADAPTER_CONFIG,
+)
+REAL_ARCHITECTURES = (ZEROSCOPE, ANIMATEDIFF_V2, ANIMATEDIFF_V3)
+
+
+def motion_unet_config(unet2d_config: Mapping[str, Any], adapter_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``UNetMotionModel`` config diffusers makes of a Stable Diffusion UNet and a motion adapter
+    (``UNetMotionModel.from_unet2d``, run on the meta device: nothing allocated), without its ``_`` keys."""
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    with torch.device("meta"):
+        unet = UNetMotionModel.from_unet2d(
+            UNet2DConditionModel(**unet2d_config), MotionAdapter(**adapter_config), load_weights=False
+        )
+    return {key: value for key, value in dict(unet.config).items() if not key.startswith("_")}
+
+
+def meta_unet(architecture: Architecture) -> torch.nn.Module:
+    """The architecture's UNet on the meta device (frozen)."""
+    config = dict(architecture.unet_config)
+    if architecture.motion_adapter_config is not None:
+        config = motion_unet_config(config, architecture.motion_adapter_config)
+    with torch.device("meta"):
+        unet = layout_class(architecture.unet_class).build_unet(config)
+    return unet.requires_grad_(False)
+
+
+def unet_parameter_count(architecture: Architecture) -> int:
+    """Parameters of the architecture's UNet (counted on the meta device; AnimateDiff: SD UNet + motion modules)."""
+    return sum(parameter.numel() for parameter in meta_unet(architecture).parameters())
 
 
 def meta_backbone(architecture: Architecture) -> Backbone:
     """A :class:`Backbone` whose UNet is built on the meta device (no memory); only the UNet and the VAE's
     ``block_out_channels`` (its scale factor) are real, which is all ``build`` reads."""
-    with torch.device("meta"):
-        unet = layout_class(architecture.unet_class).build_unet(dict(architecture.unet_config))
-    unet.requires_grad_(False)
+    unet = meta_unet(architecture)
     vae = SimpleNamespace(config=SimpleNamespace(block_out_channels=list(architecture.vae_block_out_channels)))
     return Backbone(
         unet=unet, vae=vae, text_encoder=None, tokenizer=None, scheduler_config={}, id_or_path=architecture.name,

@@ -113,11 +113,21 @@ class MotionMethod(ABC):
 
     @classmethod
     @abstractmethod
-    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Any:
-        """Context manager that applies an artifact's tensors for generation with inference ``options``.
+    def applied(cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Any:
+        """Context manager that applies an artifact's tensors to ``unet`` (a plain diffusers UNet of the
+        backbone's family) for generation with inference ``options``; device and dtype are the UNet's
+        (:func:`unet_placement`).
 
-        On exit the backbone is exactly as before (same modules, parameters and attention processors).
+        On exit the UNet is exactly as before (same modules, parameters and attention processors).
         """
+
+
+def unet_placement(unet: nn.Module) -> dict[str, Any]:
+    """``{"device": ..., "dtype": ...}`` of the UNet's parameters (its first floating-point one)."""
+    for parameter in unet.parameters():
+        if parameter.is_floating_point():
+            return {"device": parameter.device, "dtype": parameter.dtype}
+    raise ValueError(f"{type(unet).__name__} has no floating-point parameter to read its device and dtype from")
 
 
 class NoisePredictionMethod(MotionMethod):

@@ -167,11 +167,11 @@ class MotionDirectorMethod(MotionMethod):
 
     @classmethod
     @contextmanager
-    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+    def applied(cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
         """The artifact's temporal LoRA, scaled by ``lora_scale``, fused into the UNet's weights; the original
         weights come back on exit."""
         scale = float(options.get("lora_scale", cls.inference_defaults["lora_scale"]))
-        with lora_applied(backbone.unet, tensors, TEMPORAL_ADAPTER, scale):
+        with lora_applied(unet, tensors, TEMPORAL_ADAPTER, scale):
             yield
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from motiontune.backbone.loading import Backbone
 from motiontune.backbone.layout import select_temporal_blocks
-from motiontune.methods.base import NoisePredictionMethod, register_method
+from motiontune.methods.base import NoisePredictionMethod, register_method, unet_placement
 from motiontune.methods.config import InferenceDefaults, MethodConfig, TrainingDefaults
 from motiontune.methods.embeddings import (
     DEBIAS_MODES,
@@ -142,17 +142,17 @@ class MotionEmbeddingsMethod(NoisePredictionMethod):
 
     @classmethod
     @contextmanager
-    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+    def applied(cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
         debias = options.get("debias", cls.inference_defaults["debias"])
         if debias not in DEBIAS_MODES:
             raise ValueError(f"debias: '{debias}' is not one of {list(DEBIAS_MODES)}")
         value_scale = float(options.get("value_scale", cls.inference_defaults["value_scale"]))
-        place = {"device": backbone.device, "dtype": backbone.dtype}
+        place = unet_placement(unet)
         by_block = {
             path: (query_key.to(**place), {name: debias_value(value, debias).to(**place) for name, value in values.items()})
             for path, (query_key, values) in split_by_block(tensors).items()
         }
-        with motion_embeddings_attached(backbone.unet, by_block, value_scale=value_scale):
+        with motion_embeddings_attached(unet, by_block, value_scale=value_scale):
             yield
 
 

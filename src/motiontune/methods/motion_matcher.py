@@ -185,13 +185,13 @@ class MotionMatcherMethod(MotionMethod):
 
     @classmethod
     @contextmanager
-    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+    def applied(cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
         """The artifact's LoRA (targets and rank from its keys and shapes), scaled by ``lora_scale``, fused into
         the UNet's weights for the UNet calls at timesteps >= ``lora_min_timestep``; the original weights come
         back below it and on exit."""
         scale = float(options.get("lora_scale", cls.inference_defaults["lora_scale"]))
         min_timestep = int(options.get("lora_min_timestep", cls.inference_defaults["lora_min_timestep"]))
-        with lora_applied(backbone.unet, tensors, ADAPTER_NAME, scale, min_timestep):
+        with lora_applied(unet, tensors, ADAPTER_NAME, scale, min_timestep):
             yield
 
 

@@ -21,7 +21,7 @@ from motiontune.backbone.loading import Backbone
 from motiontune.backbone.layout import layout_for
 from motiontune.backbone import patching
 from motiontune.methods.losses import VMC_FORMS, get_loss
-from motiontune.methods.base import NoisePredictionMethod, register_method
+from motiontune.methods.base import NoisePredictionMethod, register_method, unet_placement
 from motiontune.methods.config import InferenceDefaults, MethodConfig, TrainingDefaults
 
 VMC_PROJECTIONS = ("to_q", "to_k", "to_v")
@@ -164,13 +164,11 @@ class VMCMethod(NoisePredictionMethod):
 
     @classmethod
     @contextmanager
-    def applied(cls, backbone: Backbone, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
-        """Swap the artifact's projection weights into the backbone; the originals come back on exit."""
-        parameters = {
-            key: nn.Parameter(tensor.to(device=backbone.device, dtype=backbone.dtype), requires_grad=False)
-            for key, tensor in tensors.items()
-        }
-        with parameters_replaced(backbone.unet, parameters, label="vmc artifact"):
+    def applied(cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], options: Mapping[str, Any]) -> Iterator[None]:
+        """Swap the artifact's projection weights into the UNet; the originals come back on exit."""
+        place = unet_placement(unet)
+        parameters = {key: nn.Parameter(tensor.to(**place), requires_grad=False) for key, tensor in tensors.items()}
+        with parameters_replaced(unet, parameters, label="vmc artifact"):
             yield
 
 

@@ -155,8 +155,8 @@ def check_artifact_tensors(artifact: MotionArtifact, backbone: Backbone) -> None
 
 
 def applied_motion(backbone: Backbone, artifact: MotionArtifact, options: Mapping[str, Any]) -> Any:
-    """Context manager applying ``artifact`` to ``backbone`` with inference ``options`` (method defaults fill gaps)."""
+    """Context manager applying ``artifact`` to ``backbone``'s UNet with inference ``options`` (method defaults fill gaps)."""
     check_artifact_fits(artifact, backbone)
     cls = method_class(artifact.method)
     merged = {**artifact.manifest.get("inference_defaults", {}), **{k: v for k, v in options.items() if v is not None}}
-    return cls.applied(backbone, artifact.tensors, merged)
+    return cls.applied(backbone.unet, artifact.tensors, merged)
