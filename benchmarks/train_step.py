@@ -282,7 +282,7 @@ def measure_generation(method: Any, backbone: Backbone, config: dict[str, Any], 
     with torch.no_grad():
         for round_index in range(warmup + repeats):
             for side in (("plain", "applied") if round_index % 2 == 0 else ("applied", "plain")):
-                context = type(method).applied(backbone, tensors, options) if side == "applied" else contextlib.nullcontext()
+                context = type(method).applied(backbone.unet, tensors, options) if side == "applied" else contextlib.nullcontext()
                 with context:
                     seconds = timed(lambda: predict(sample, timestep))
                 if round_index >= warmup:

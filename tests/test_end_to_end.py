@@ -138,7 +138,8 @@ def _check_customized(project: Path, params: str, method: str, family: str) -> d
     assert len(list((project / "data/07_model_output/motions/ball_right").glob("*.mp4"))) == 2
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # not a registry another test set globally
     (run,) = client.search_runs([client.get_experiment_by_name("motiontune").experiment_id])
     assert run.data.params["train.method"] == method
     assert run.data.tags["method"] == method
