@@ -39,6 +39,15 @@ def test_a_fresh_unet3d_is_time_symmetric_until_a_temporal_convolution_is_lopsid
     assert reversal_error(unet, latents, 500, text) > 0.05  # looks only at the previous frame: time has a direction
 
 
+def test_a_fresh_animatediff_unet_knows_which_way_time_runs(tiny_animatediff):
+    # Its motion modules add sinusoidal position encodings over frames (diffusers' AnimateDiffTransformer3D): no
+    # training is needed to break the symmetry (random tiny AnimateDiff: 0.09 at t = 300, 500, 900).
+    unet = tiny_animatediff.unet
+    latents = torch.randn(2, 4, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    text = torch.randn(2, 77, 32, generator=torch.Generator().manual_seed(1))
+    assert reversal_error(unet, latents, 500, text) > 0.05
+
+
 @pytest.mark.parametrize(("method", "learning_rate", "breaks_symmetry"), [
     ("motion_embeddings", 5e-2, True),   # per-frame query-key and value embeddings: frames get a place in time
     ("vmc", 1e-2, False),                # temporal attention Q/K/V: attention stays permutation-equivariant

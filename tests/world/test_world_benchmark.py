@@ -48,6 +48,18 @@ def test_cases_are_fixed_by_the_seed_and_targets_differ_in_colour_and_shape(spec
     assert [c.target_prompts for c in other] != [c.target_prompts for c in cases]
 
 
+def test_the_sanity_check_targets_are_the_references_own_caption_and_appearance(spec):
+    config = WorldBenchmarkConfig(**{**CONFIG.__dict__, "targets": "reference"})
+    transfer, sanity = benchmark_cases(spec, CONFIG), benchmark_cases(spec, config)
+    for case, own in zip(transfer, sanity):
+        assert np.array_equal(case.reference.frames, own.reference.frames) and case.name == own.name
+        assert own.target_prompts == (case.reference.caption,)
+        assert own.targets == ((case.reference.colour, case.reference.shape),)
+    with pytest.raises(ValueError, match="world_benchmark.targets: 'self' is not one of"):
+        WorldBenchmarkConfig.from_params({"reference_seed": 1, "cases": [{"family": "translate"}], "targets_per_case": 1,
+                                          "seeds": [0], "inversion_steps": 2, "targets": "self"})
+
+
 def _score(spec, case, target, frames, clip=None):
     tracker = build_tracker("opencv_lk", grid_size=8)
     return score_generated(frames, case, target, spec, AnalyserConfig(), ScoringConfig(), tracker,

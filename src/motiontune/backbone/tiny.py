@@ -92,18 +92,7 @@ def build_tiny_backbone(out_dir: Path, spec: TinyBackboneSpec) -> Path:
 
     out_dir = Path(out_dir)
     text_encoder, vae = _tokenizer_text_encoder_and_vae(out_dir, spec)  # seeds the RNG first
-    unet = UNet3DConditionModel(
-        sample_size=spec.sample_size // _vae_scale(spec),
-        in_channels=spec.vae_latent_channels,
-        out_channels=spec.vae_latent_channels,
-        down_block_types=spec.unet_down_block_types,
-        up_block_types=spec.unet_up_block_types,
-        block_out_channels=spec.unet_block_out_channels,
-        layers_per_block=spec.unet_layers_per_block,
-        norm_num_groups=spec.unet_norm_num_groups,
-        cross_attention_dim=spec.text_hidden_size,
-        attention_head_dim=spec.unet_attention_head_dim,
-    )
+    unet = UNet3DConditionModel(**_unet_arguments(spec))
     scheduler = DDIMScheduler(**spec.scheduler)
 
     text_encoder.save_pretrained(out_dir / "text_encoder")
@@ -134,18 +123,7 @@ def tiny_animatediff_pipeline(work_dir: Path, spec: TinyBackboneSpec) -> Any:
         raise ValueError("tiny_animatediff_pipeline: the spec has no motion_adapter section")
     work_dir = Path(work_dir)
     text_encoder, vae = _tokenizer_text_encoder_and_vae(work_dir, spec)
-    unet = UNet2DConditionModel(
-        sample_size=spec.sample_size // _vae_scale(spec),
-        in_channels=spec.vae_latent_channels,
-        out_channels=spec.vae_latent_channels,
-        down_block_types=spec.unet_down_block_types,
-        up_block_types=spec.unet_up_block_types,
-        block_out_channels=spec.unet_block_out_channels,
-        layers_per_block=spec.unet_layers_per_block,
-        norm_num_groups=spec.unet_norm_num_groups,
-        cross_attention_dim=spec.text_hidden_size,
-        attention_head_dim=spec.unet_attention_head_dim,
-    )
+    unet = UNet2DConditionModel(**_unet_arguments(spec))
     adapter = MotionAdapter(
         block_out_channels=spec.unet_block_out_channels,
         motion_layers_per_block=spec.unet_layers_per_block,
@@ -205,6 +183,22 @@ def _unet2d_config(motion_config: Any) -> dict[str, Any]:
     if motion_config.get("num_attention_heads"):
         config["attention_head_dim"] = motion_config["num_attention_heads"]
     return config
+
+
+def _unet_arguments(spec: TinyBackboneSpec) -> dict[str, Any]:
+    """The spec's UNet sizes as the arguments UNet3DConditionModel and UNet2DConditionModel share."""
+    return {
+        "sample_size": spec.sample_size // _vae_scale(spec),
+        "in_channels": spec.vae_latent_channels,
+        "out_channels": spec.vae_latent_channels,
+        "down_block_types": spec.unet_down_block_types,
+        "up_block_types": spec.unet_up_block_types,
+        "block_out_channels": spec.unet_block_out_channels,
+        "layers_per_block": spec.unet_layers_per_block,
+        "norm_num_groups": spec.unet_norm_num_groups,
+        "cross_attention_dim": spec.text_hidden_size,
+        "attention_head_dim": spec.unet_attention_head_dim,
+    }
 
 
 def _vae_scale(spec: TinyBackboneSpec) -> int:

@@ -36,7 +36,7 @@ from torch import nn
 from motiontune.errors import UserError
 from motiontune.io.atomic import write_atomically
 from motiontune.methods.artifact import MotionArtifact, load_motion_artifact
-from motiontune.methods.lora import LORA_A, LORA_B
+from motiontune.methods.lora import LORA_A, LORA_B, LoraError, lora_module_names
 
 FORMATS = ("diffusers",)
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE
@@ -176,16 +176,10 @@ def _inference_options(artifact: MotionArtifact, overrides: Mapping[str, Any]) -
 
 
 def _module_names(tensors: Mapping[str, torch.Tensor]) -> list[str]:
-    names: list[str] = []
-    for key in tensors:
-        for suffix in (LORA_A, LORA_B):
-            if key.endswith(f".{suffix}"):
-                name = key[: -len(suffix) - 1]
-                if name not in names:
-                    names.append(name)
-                break
-        else:
-            raise ExportError(f"LoRA tensor '{key}' is not in peft format (<module>.lora_A.weight / .lora_B.weight)")
+    try:
+        names = lora_module_names(tensors)
+    except LoraError as error:
+        raise ExportError(str(error)) from None
     missing = [name for name in names if f"{name}.{LORA_A}" not in tensors or f"{name}.{LORA_B}" not in tensors]
     if missing:
         raise ExportError(f"LoRA tensors lack lora_A or lora_B for {missing[:3]}")

@@ -66,6 +66,22 @@ class LoraTargets:
         return names
 
 
+def lora_module_names(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """The adapted modules of peft-format LoRA tensors (``<module>.lora_A.weight`` / ``.lora_B.weight``), in key
+    order; any other key is a :class:`LoraError`."""
+    names: list[str] = []
+    for key in tensors:
+        for suffix in (LORA_A, LORA_B):
+            if key.endswith(f".{suffix}"):
+                name = key[: -len(suffix) - 1]
+                if name not in names:
+                    names.append(name)
+                break
+        else:
+            raise LoraError(f"LoRA tensor '{key}' is not in peft format (<module>.lora_A.weight / .lora_B.weight)")
+    return names
+
+
 class LoraAdapter:
     """One peft LoRA adapter (rank ``r``) on named Linear layers of one UNet, attached only while in use.
 
@@ -150,16 +166,7 @@ class LoraAdapter:
         cls, unet: nn.Module, tensors: Mapping[str, torch.Tensor], adapter_name: str, lora_alpha: float | None = None
     ) -> LoraAdapter:
         """An adapter holding ``tensors`` (peft format), its targets and rank read from the keys and shapes."""
-        names: list[str] = []
-        for key in tensors:
-            for suffix in (LORA_A, LORA_B):
-                if key.endswith(f".{suffix}"):
-                    name = key[: -len(suffix) - 1]
-                    if name not in names:
-                        names.append(name)
-                    break
-            else:
-                raise LoraError(f"LoRA tensor '{key}' is not in peft format (<module>.lora_A.weight / .lora_B.weight)")
+        names = lora_module_names(tensors)
         if not names:
             raise LoraError("LoRA artifact holds no tensors")
         ranks = {int(tensors[f"{name}.{LORA_A}"].shape[0]) for name in names if f"{name}.{LORA_A}" in tensors}

@@ -101,6 +101,9 @@ class Control:
     generate: dict[str, Any] = field(default_factory=dict)
 
 
+TARGET_MODES = ("others", "reference")
+
+
 @dataclass(frozen=True)
 class WorldBenchmarkConfig:
     """``world_benchmark`` parameters (conf/base/parameters_world_benchmark.yml)."""
@@ -110,6 +113,9 @@ class WorldBenchmarkConfig:
     targets_per_case: int
     seeds: tuple[int, ...]
     inversion_steps: int
+    # others: targets_per_case prompts naming another colour and shape (transfer); reference: the reference's own
+    # caption, one per case (the sanity check: a method must reproduce its own reference before it can transfer it).
+    targets: str = "others"
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldBenchmarkConfig:
@@ -120,32 +126,33 @@ class WorldBenchmarkConfig:
             targets_per_case=int(params["targets_per_case"]),
             seeds=tuple(int(seed) for seed in params["seeds"]),
             inversion_steps=int(params["inversion_steps"]),
+            targets=str(params.get("targets", "others")),
         )
         if not config.cases or config.targets_per_case < 1 or not config.seeds:
             raise ValueError("world_benchmark: needs at least one case, one target per case and one seed")
+        if config.targets not in TARGET_MODES:
+            raise ValueError(f"world_benchmark.targets: '{config.targets}' is not one of {list(TARGET_MODES)}")
         return config
 
 
 def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[BenchmarkCase]:
-    """Draw every case's reference and its target prompts; a pure function of the config."""
+    """Draw every case's reference and its target prompts (``config.targets``); a pure function of the config."""
     cases = []
     for index, case in enumerate(config.cases):
         seed = config.reference_seed * 1000 + index
         reference = render_sample(spec, case.family, params=case.params or None, colour=case.colour, shape=case.shape, seed=seed)
+        direction = reference.truth.screen_direction or reference.truth.path_kind
+        common = {"name": f"{index:02d}_{case.family}_{direction}", "reference": reference, "train_prompt": reference.caption,
+                  "simplified_train_prompt": simplify_prompt(reference.caption)}
+        if config.targets == "reference":
+            cases.append(BenchmarkCase(**common, target_prompts=(reference.caption,), targets=((reference.colour, reference.shape),)))
+            continue
         rng = np.random.default_rng([config.reference_seed, index])
         others = [(c, s) for c in spec.colours for s in spec.shapes if c != reference.colour and s != reference.shape]
         if len(others) < config.targets_per_case:
             raise ValueError(f"world_benchmark: only {len(others)} colour/shape pairs differ from the reference's")
         chosen = [others[int(i)] for i in rng.choice(len(others), size=config.targets_per_case, replace=False)]
-        direction = reference.truth.screen_direction or reference.truth.path_kind
-        cases.append(BenchmarkCase(
-            name=f"{index:02d}_{case.family}_{direction}",
-            reference=reference,
-            train_prompt=reference.caption,
-            simplified_train_prompt=simplify_prompt(reference.caption),
-            target_prompts=tuple(noun_phrase(c, s) for c, s in chosen),
-            targets=tuple(chosen),
-        ))
+        cases.append(BenchmarkCase(**common, target_prompts=tuple(noun_phrase(c, s) for c, s in chosen), targets=tuple(chosen)))
     return cases
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from motiontune.backbone.layout import layout_for
 from motiontune.backbone.loading import Backbone
 from motiontune.sampling.latents import encode_frames, encode_prompts
 from motiontune.world.generator import caption_for, render_sample
@@ -67,9 +68,10 @@ class TimeSymmetryConfig:
 def reversal_error(unet: Any, latents: torch.Tensor, timestep: int, text: torch.Tensor) -> float:
     """How far ``unet`` is from commuting with time reversal on ``latents`` (B, C, F, h, w) under ``text``
     (B, L, D): the reversal residual relative to the frame-varying part of its output (0 = time-symmetric)."""
+    layout = layout_for(unet)  # either family (an AnimateDiff UNet takes the text per frame)
     timesteps = torch.full((latents.shape[0],), timestep, device=latents.device)
-    forward = unet(latents, timesteps, encoder_hidden_states=text).sample
-    backward = unet(latents.flip(2), timesteps, encoder_hidden_states=text).sample.flip(2)
+    forward = layout.predict_noise(latents, timesteps, text)
+    backward = layout.predict_noise(latents.flip(2), timesteps, text).flip(2)
     varying = forward - forward.mean(dim=2, keepdim=True)
     return float((forward - backward).norm() / varying.norm().clamp_min(1e-12))
 
@@ -106,7 +108,7 @@ def time_symmetry_report(backbone: Backbone, spec: WorldSpec, config: TimeSymmet
         row = {}
         for name in CONDITIONS:
             clean, text = inputs[name]
-            prediction = unet(scheduler.add_noise(clean, noise, steps), steps, encoder_hidden_states=text).sample
+            prediction = layout_for(unet).predict_noise(scheduler.add_noise(clean, noise, steps), steps, text)
             row[name] = float((prediction.float() - noise.float()).pow(2).mean())
         losses[str(timestep)] = row
         ratios[str(timestep)] = {name: row[name] / row["own_caption"] for name in CONDITIONS[1:]}
