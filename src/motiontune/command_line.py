@@ -108,31 +108,19 @@ def motion_folder(motion: str, scratch: Path, uri: str | None = None) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    import os
-
     uri = uri or registry.tracking_uri()
-    # set_tracking_uri / set_registry_uri also write MLFLOW_* variables: put them back afterwards too.
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    environment = {key: value for key, value in os.environ.items() if key.startswith("MLFLOW_")}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     try:
-        resolved = registry.resolve_version(motion)
-        if resolved is None:
-            raise MotionNotFoundError(f"{motion}: not a models:/<name>@<alias> or models:/<name>/<version> URI")
-        # The version the alias points at now; the model's files (the motion folder is one of its artifacts).
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{resolved[0]}/{resolved[1]}", dst_path=str(scratch)))
+        with registry.mlflow_uris(uri):
+            resolved = registry.resolve_version(motion)
+            if resolved is None:
+                raise MotionNotFoundError(f"{motion}: not a models:/<name>@<alias> or models:/<name>/<version> URI")
+            # The version the alias points at now; the model's files (the motion folder is one of its artifacts).
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{resolved[0]}/{resolved[1]}", dst_path=str(scratch)))
     except MlflowException as error:
         raise MotionNotFoundError(
             f"{motion}: not found in the MLflow registry at {uri} ({error.message.splitlines()[0]}); "
             "list the registered motions with `motiontune motions`"
         ) from None
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-        for key in [key for key in os.environ if key.startswith("MLFLOW_")]:
-            del os.environ[key]
-        os.environ.update(environment)
     manifests = sorted(local.rglob(MANIFEST_FILE))
     if not manifests:
         raise MotionNotFoundError(f"{motion}: the registered model holds no motion artifact ({MANIFEST_FILE})")

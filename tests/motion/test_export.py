@@ -197,29 +197,18 @@ def test_the_readme_snippet_runs_on_the_tiny_animatediff_backbone(tiny_animatedi
 def test_a_registered_motion_exports_by_uri_and_by_name(tiny_backbone, tmp_path, capsys):
     """``models:/motion-<name>@latest`` and the bare name resolve through the MLflow registry to the same files
     as the artifact folder."""
-    import os
 
     import mlflow
 
     from motiontune.methods.artifact import load_motion_artifact
-    from motiontune.tracking.registry import register_motion
+    from motiontune.tracking.registry import mlflow_uris, register_motion
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    environment = {key: value for key, value in os.environ.items() if key.startswith("MLFLOW_")}
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     folder = trained_artifact(tiny_backbone, "motiondirector", tmp_path / "motion", inference={"lora_scale": 0.5})
-    try:
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
+    with mlflow_uris(uri):
         experiment = mlflow.create_experiment("export-test", artifact_location=(tmp_path / "mlruns").as_uri())
         with mlflow.start_run(experiment_id=experiment):
             register_motion("exported", load_motion_artifact(folder))
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-        for key in [key for key in os.environ if key.startswith("MLFLOW_")]:
-            del os.environ[key]
-        os.environ.update(environment)
     capsys.readouterr()
 
     expected = load_file(str(export_motion(folder, tmp_path / "from_folder").weights_path))

@@ -224,17 +224,17 @@ class BlockUNetLayout(BackboneLayout):
     }
     _TRANSFORMER_BLOCK_OF = re.compile(r"^(.*\.transformer_blocks\.\d+)\.")
 
-    def __init__(self, unet: nn.Module) -> None:
-        super().__init__(unet)
-        cls = type(self)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Build the family's module-path patterns once per class (``layout_for`` runs on every training step)."""
+        super().__init_subclass__(**kwargs)
         temporal = re.escape(cls.temporal_container)
-        self._spatial_transformer_block = rf"{self._BLOCK}\.attentions\.\d+\.transformer_blocks\.\d+"
-        self._temporal_transformer_block = rf"{self._BLOCK}\.{temporal}\.\d+\.transformer_blocks\.\d+"
-        self._input_transformer_block = (
+        cls._spatial_transformer_block = rf"{cls._BLOCK}\.attentions\.\d+\.transformer_blocks\.\d+"
+        cls._temporal_transformer_block = rf"{cls._BLOCK}\.{temporal}\.\d+\.transformer_blocks\.\d+"
+        cls._input_transformer_block = (
             rf"{re.escape(cls.input_temporal)}\.transformer_blocks\.\d+" if cls.input_temporal else None
         )
         input_alternative = rf"|^({re.escape(cls.input_temporal)})$" if cls.input_temporal else ""
-        self._temporal_transformer = re.compile(
+        cls._temporal_transformer = re.compile(
             rf"^(down_blocks|up_blocks)\.(\d+)\.{temporal}\.(\d+)$|^(mid_block)\.{temporal}\.(\d+)${input_alternative}"
         )
         input_attention = (
@@ -242,7 +242,7 @@ class BlockUNetLayout(BackboneLayout):
             if cls.input_temporal
             else ""
         )
-        self._attention = re.compile(
+        cls._attention = re.compile(
             r"^(?:(?P<down>down_blocks)\.(?P<down_index>\d+)|(?P<up>up_blocks)\.(?P<up_index>\d+)|(?P<mid>mid_block))"
             rf"\.(?P<container>attentions|{temporal})\.\d+\.transformer_blocks\.\d+\.(?P<attention>attn1|attn2)$"
             + input_attention

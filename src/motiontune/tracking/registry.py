@@ -18,6 +18,7 @@ The tracking/registry URI is ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///ml
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -25,7 +26,7 @@ import re
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,27 @@ def model_name(motion_name: str) -> str:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+@contextlib.contextmanager
+def mlflow_uris(uri: str) -> Iterator[None]:
+    """MLflow's tracking and registry URIs set to ``uri`` for the duration, then put back as they were, the
+    ``MLFLOW_*`` environment variables included (``set_tracking_uri`` / ``set_registry_uri`` write them, and
+    subprocesses started later would inherit them)."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    environment = {key: value for key, value in os.environ.items() if key.startswith("MLFLOW_")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+        for key in [key for key in os.environ if key.startswith("MLFLOW_")]:
+            del os.environ[key]
+        os.environ.update(environment)
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
