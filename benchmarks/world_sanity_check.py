@@ -31,21 +31,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from motiontune.metrics.intervals import bootstrap_interval  # noqa: E402
+
 METRICS = ("trajectory_similarity", "direction_correct", "found", "colour_correct", "shape_correct")
 
 
 def _conf(name: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text(encoding="utf-8"))
-
-
-def bootstrap_interval(values: np.ndarray, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean (NaN for no values)."""
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(rounds, values.size), replace=True).mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def summary_markdown(results: pd.DataFrame) -> str:
@@ -82,16 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_steps is not None:
         world_benchmark["train"] = {**world_benchmark.get("train", {}), "steps": args.train_steps}
     wanted = args.methods.split(",")
-    rows = [entry for entry in world_benchmark["methods"] if entry["method"] in wanted]
-    # Each method from its own noise init, then from random noise.
-    world_benchmark["methods"] = rows + [
-        {**entry, "label": f"{entry['label']} (random noise)", "generate": {**(entry.get("generate") or {}), "noise_init": "random"}}
-        for entry in rows
-    ]
-    world_benchmark["controls"] = [
-        {"label": "Backbone", "generate": {"noise_init": "random"}},
-        {"label": "Backbone + inversion", "generate": {"noise_init": "inversion"}},
-    ]
+    # Each method from its own noise init, and (world_benchmark.method_variants) from random noise; the controls
+    # are the backbone alone from each of those inits.
+    world_benchmark["methods"] = [entry for entry in world_benchmark["methods"] if entry["method"] in wanted]
     params = {name: _conf(name)[name] for name in ("backbone", "world", "train", "generate", "evaluate")}
     os.chdir(ROOT)  # the paths in conf/ are relative to the project root, as for `kedro run`
     ray = _conf("executor")["ray"]

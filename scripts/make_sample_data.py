@@ -1,16 +1,23 @@
 """Write the small procedural sample data set (no downloads, deterministic).
 
-Three reference clips at 12 fps, 24 frames, 96x80 (W x H) -- deliberately not
-the 64x64 training size, so ingest has to resize and center-crop -- on textured
-backgrounds so optical-flow trackers find features:
+Two clips from the motion world's generator, of the families its backbone never trained on
+(``world.held_out_families``), so the default run shows a motion the backbone did not know:
+
+- ``zigzag_right.mp4``: a red square zigzagging right on a plain background,
+- ``orbit_counterclockwise.gif``: a green triangle circling counterclockwise,
+
+rendered at 64x64 and 16 frames at 16 fps (ingest resamples them to ``video.*``: 8 frames at 8 fps, 32x32);
+and two real-world-like clips at 12 fps, 24 frames, 96x80 (W x H) -- deliberately not square, so ingest has
+to resize and center-crop -- on textured backgrounds so optical-flow trackers find features, for users to copy
+the entry of:
 
 - ``ball_right.mp4``: a red disc moving left to right over a grey noise floor.
-- ``square_orbit.gif``: a green square circling the centre over a blue gradient with dots.
 - ``camera_pan/frame_000.png ...``: a scene of coloured rectangles sliding right to
   left, i.e. the camera pans right (a folder has no fps: the manifest gives it).
 
 plus ``manifest.yml`` listing them. The prompts use the motion world's words ("a red circle moving right",
-targets such as "a blue square"), the only ones the embedded world backbone knows. Usage::
+targets such as "a blue square"), the only ones the embedded world backbone knows; the world clips' prompts are
+the generator's captions. Usage::
 
     python scripts/make_sample_data.py [OUT_DIR]      # default: data/01_raw
 """
@@ -31,6 +38,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from motiontune.io.video import write_gif, write_video
+from motiontune.world.generator import render_sample
+from motiontune.world.spec import WorldSpec
 
 DEFAULT_OUT_DIR = Path("data/01_raw")
 SEED = 20261121
@@ -38,6 +47,14 @@ FPS = 12
 NUM_FRAMES = 24
 HEIGHT, WIDTH = 80, 96
 PAN_PIXELS_PER_FRAME = 3
+# The world clips: twice the backbone's 32x32 and 8 frames, so ingest's resampling and resizing are exercised.
+WORLD_PARAMETERS = Path(__file__).resolve().parents[1] / "conf/base/parameters_world.yml"
+WORLD_SIDE, WORLD_FRAMES, WORLD_FPS = 64, 16, 16
+WORLD_SEED = 3
+WORLD_CLIPS = {  # name: (family, its parameters, colour, shape); plain backgrounds: the motion is what one sees
+    "zigzag_right": ("zigzag", {"direction": "right"}, "red", "square"),
+    "orbit_counterclockwise": ("circle_counterclockwise", {}, "green", "triangle"),
+}
 
 
 def make_ball_right(rng: np.random.Generator) -> np.ndarray:
@@ -57,27 +74,16 @@ def make_ball_right(rng: np.random.Generator) -> np.ndarray:
     return np.stack(frames)
 
 
-def make_square_orbit(rng: np.random.Generator) -> np.ndarray:
-    """Green square circling the centre over a blue gradient with dots; uint8 (F, H, W, 3)."""
-    rows = np.linspace(0.0, 1.0, HEIGHT)[:, None]
-    cols = np.linspace(0.0, 1.0, WIDTH)[None, :]
-    background = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    background[..., 0] = (20 + 40 * cols).astype(np.uint8).repeat(HEIGHT, 0)
-    background[..., 1] = (40 + 60 * rows).astype(np.uint8).repeat(WIDTH, 1)
-    background[..., 2] = (120 + 100 * rows * (1 - cols) + 30 * cols).astype(np.uint8)
-    for _ in range(60):
-        y, x = int(rng.integers(0, HEIGHT)), int(rng.integers(0, WIDTH))
-        background[max(0, y - 1) : y + 1, max(0, x - 1) : x + 1] = rng.integers(180, 256, 3)
-    half_side, orbit_radius = 7, 22
-    angles = np.linspace(0.0, 2 * np.pi, NUM_FRAMES, endpoint=False)
-    frames = []
-    for angle in angles:
-        frame = background.copy()
-        cx = int(round(WIDTH / 2 + orbit_radius * np.cos(angle)))
-        cy = int(round(HEIGHT / 2 + orbit_radius * np.sin(angle)))
-        frame[cy - half_side : cy + half_side, cx - half_side : cx + half_side] = (40, 200, 60)
-        frames.append(frame)
-    return np.stack(frames)
+def make_world_clip(name: str) -> tuple[np.ndarray, str]:
+    """One of ``WORLD_CLIPS`` from the world generator: uint8 (F, H, W, 3) frames and the generator's caption."""
+    family, params, colour, shape = WORLD_CLIPS[name]
+    world = yaml.safe_load(WORLD_PARAMETERS.read_text(encoding="utf-8"))["world"]
+    spec = WorldSpec.from_params({**world, "height": WORLD_SIDE, "width": WORLD_SIDE, "num_frames": WORLD_FRAMES})
+    if family not in spec.held_out_families:
+        raise ValueError(f"{name}: {family} is not a held-out family of the world ({list(spec.held_out_families)})")
+    sample = render_sample(spec, family, params=params or None, colour=colour, shape=shape, background="plain",
+                           seed=WORLD_SEED)
+    return sample.frames, sample.caption
 
 
 def make_camera_pan(rng: np.random.Generator) -> np.ndarray:
@@ -98,6 +104,28 @@ def make_camera_pan(rng: np.random.Generator) -> np.ndarray:
 MANIFEST = {
     "videos": [
         {
+            "name": "zigzag_right",
+            "path": "zigzag_right.mp4",
+            "prompt": None,  # the generator's caption, filled in by main()
+            "train_prompt": None,
+            "target_prompts": [
+                "a blue circle",
+                "a yellow star",
+            ],
+            "fps": None,
+        },
+        {
+            "name": "orbit_counterclockwise",
+            "path": "orbit_counterclockwise.gif",
+            "prompt": None,
+            "train_prompt": None,
+            "target_prompts": [
+                "a magenta square",
+                "a cyan circle",
+            ],
+            "fps": None,
+        },
+        {
             "name": "ball_right",
             "path": "ball_right.mp4",
             "prompt": "a red circle moving right over a gray floor",
@@ -105,17 +133,6 @@ MANIFEST = {
             "target_prompts": [
                 "a blue square",
                 "a yellow star",
-            ],
-            "fps": None,
-        },
-        {
-            "name": "square_orbit",
-            "path": "square_orbit.gif",
-            "prompt": "a green square moving in a clockwise circle",
-            "train_prompt": None,
-            "target_prompts": [
-                "a magenta triangle",
-                "a cyan circle",
             ],
             "fps": None,
         },
@@ -146,12 +163,23 @@ def main(out_dir: Path = DEFAULT_OUT_DIR) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # One generator per clip: changing one clip does not reshuffle the others.
-    ball_rng, orbit_rng, pan_rng = (np.random.default_rng([SEED, i]) for i in range(3))
+    ball_rng, _, pan_rng = (np.random.default_rng([SEED, i]) for i in range(3))
+    for stale in ("square_orbit.gif",):  # clips earlier versions wrote
+        (out_dir / stale).unlink(missing_ok=True)
 
-    written = [
-        write_video(out_dir / "ball_right.mp4", make_ball_right(ball_rng), FPS, crf=23),
-        write_gif(out_dir / "square_orbit.gif", make_square_orbit(orbit_rng), FPS),
-    ]
+    manifest = {"videos": [dict(entry) for entry in MANIFEST["videos"]]}
+    prompts = {}
+    written = []
+    for name in WORLD_CLIPS:
+        frames, prompts[name] = make_world_clip(name)
+        path = out_dir / next(e["path"] for e in manifest["videos"] if e["name"] == name)
+        if path.suffix == ".gif":
+            written.append(write_gif(path, frames, WORLD_FPS))
+        else:
+            written.append(write_video(path, frames, WORLD_FPS, crf=12))
+    for entry in manifest["videos"]:
+        entry["prompt"] = entry["prompt"] or prompts[entry["name"]]
+    written.append(write_video(out_dir / "ball_right.mp4", make_ball_right(ball_rng), FPS, crf=23))
     pan_dir = out_dir / "camera_pan"
     if pan_dir.exists():
         shutil.rmtree(pan_dir)  # stale frames from a longer earlier run would be read too
@@ -161,7 +189,7 @@ def main(out_dir: Path = DEFAULT_OUT_DIR) -> list[Path]:
     written.append(pan_dir)
 
     manifest_path = out_dir / "manifest.yml"
-    manifest_path.write_text(MANIFEST_HEADER + yaml.safe_dump(MANIFEST, sort_keys=False, width=100))
+    manifest_path.write_text(MANIFEST_HEADER + yaml.safe_dump(manifest, sort_keys=False, width=100))
     written.append(manifest_path)
     return written
 

@@ -40,7 +40,7 @@ def test_customize_runs_end_to_end_and_is_tracked(project_root, tmp_path):
     result = kedro(project, "--pipelines=customize", f"--params={SMALL_RUN}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    names = ["ball_right", "camera_pan", "square_orbit"]
+    names = ["ball_right", "camera_pan", "orbit_counterclockwise", "zigzag_right"]
     for name in names:
         manifest = json.loads((project / "data/06_models/motions" / name / "motion.json").read_text())
         assert manifest["method"] == "motion_embeddings" and manifest["train"]["steps"] == 3

@@ -178,7 +178,7 @@ def test_train_and_generate_of_a_manifest_through_ray_equal_the_local_nodes(proj
     video = {"num_frames": FRAMES, "height": PIXELS, "width": PIXELS, "fps": 8}
     backbone = {"pretrained_model": str(project_root / "data/06_models/backbones/tiny-t2v"), "device": "cpu", "dtype": "float32"}
     manifest = yaml.safe_load((project_root / "data/01_raw/manifest.yml").read_text(encoding="utf-8"))
-    ingest = {"manifest_dir": str(project_root / "data/01_raw"), "entries": ["ball_right", "square_orbit"], "frames_fps": 8,
+    ingest = {"manifest_dir": str(project_root / "data/01_raw"), "entries": ["ball_right", "orbit_counterclockwise"], "frames_fps": 8,
               "resample_to_fps": True, "rules": {"min_fps": 1.0, "max_fps": 240.0, "min_side": 16, "max_side": 8192}}
     clips, metadata = ingest_references(manifest, video, ingest)
     lazy = lambda values: {key: (lambda value=value: value) for key, value in values.items()}  # noqa: E731
@@ -198,7 +198,7 @@ def test_train_and_generate_of_a_manifest_through_ray_equal_the_local_nodes(proj
             torch.set_num_threads(threads)
         outcomes[executor] = (artifacts, videos)
     (local_artifacts, local_videos), (ray_artifacts, ray_videos) = outcomes["local"], outcomes["ray"]
-    assert sorted(ray_artifacts) == ["ball_right", "square_orbit"] and sorted(ray_videos) == sorted(local_videos)
+    assert sorted(ray_artifacts) == ["ball_right", "orbit_counterclockwise"] and sorted(ray_videos) == sorted(local_videos)
     for name, artifact in local_artifacts.items():
         assert artifact.tensors.keys() == ray_artifacts[name].tensors.keys()
         assert all(torch.equal(tensor, ray_artifacts[name].tensors[key]) for key, tensor in artifact.tensors.items()), name

@@ -148,12 +148,18 @@ def train_and_generate(
     prompts: Sequence[str],
     sampling: GenerationConfig,
     checkpoint_dir: Path | None = None,
+    variant_samplings: Sequence[GenerationConfig] = (),
 ) -> list[np.ndarray]:
     """One benchmark job: learn ``method`` on one reference and generate its ``prompts``; uint8 videos
-    (F, H, W, 3). ``checkpoint_dir``: where training checkpoints go, so a retried job resumes."""
-    model = backbone_in_process(backbone)  # once, for both calls
+    (F, H, W, 3). ``checkpoint_dir``: where training checkpoints go, so a retried job resumes.
+    ``variant_samplings``: the same learnt motion generated again with each of these (e.g. from random noise
+    instead of the method's init); their videos follow, ``len(prompts)`` per sampling, in order."""
+    model = backbone_in_process(backbone)  # once, for every call
     artifact, _ = learn_motion(model, method, options, loop, features, row, checkpoint_dir)
-    return generate_with_motion(model, artifact, prompts, sampling, features)
+    videos = []
+    for each in (sampling, *variant_samplings):
+        videos.extend(generate_with_motion(model, artifact, prompts, each, features))
+    return videos
 
 
 # (reference or case name, row label, seed): one run of a benchmark, one job.
@@ -188,23 +194,29 @@ def method_run(
     prompts: Sequence[str],
     settings: Mapping[str, Any],
     work_dir: Path | None,
+    variants: Sequence[Mapping[str, Any]] = (),
 ) -> PlannedRun:
     """The run of ``entry`` on one reference with one seed: learn the motion, generate ``prompts``
     (:func:`train_and_generate`). ``train_params``: the ``train`` parameters (the method's loop settings as in
     :func:`training_config_for`); ``features``: the reference's, asked for only when the job is made;
     ``settings``: what the run depends on besides the method's (backbone, reference, prompts). The job's training
-    checkpoints go under ``<work_dir>/jobs/<run>``, so a retried job resumes."""
+    checkpoints go under ``<work_dir>/jobs/<run>``, so a retried job resumes. ``variants``: generation overrides
+    applied over the entry's, each generating ``prompts`` once more from the same learnt motion (the run's
+    videos: the entry's first, then each variant's)."""
     method_params = {**train_params, "method": entry.method, entry.method: entry.options, **entry.train}
     loop = replace(training_config_for(method_params), seed=seed)
     sampling = replace(generation, **{**entry.generate, "seed": seed})
+    variant_samplings = [replace(generation, **{**entry.generate, **variant, "seed": seed}) for variant in variants]
     key = (reference_name, entry.label, seed)
     return PlannedRun(
         key,
-        {**settings, "method": entry.method, "options": entry.options, "loop": loop, "sampling": sampling},
+        {**settings, "method": entry.method, "options": entry.options, "loop": loop, "sampling": sampling,
+         **({"variant_samplings": variant_samplings} if variant_samplings else {})},
         lambda: Job(run_name(key), train_and_generate, {
             "backbone": backbone, "method": entry.method, "options": dict(entry.options), "loop": loop,
             "features": dict(features()), "row": dict(row), "prompts": list(prompts), "sampling": sampling,
             "checkpoint_dir": job_work_dir(work_dir, "jobs", run_name(key), "checkpoints"),
+            "variant_samplings": variant_samplings,
         }),
     )
 
@@ -362,15 +374,16 @@ def methods_from_params(items: Sequence[Mapping[str, Any]], train: Mapping[str, 
     ]
 
 
-def bar_chart(title: str, labels: Sequence[str], means: Sequence[float], spreads: Sequence[float]) -> np.ndarray:
-    """A bar per label with its spread as error bar, rendered to an RGB image (H, W, 3) uint8."""
+def bar_chart(title: str, labels: Sequence[str], means: Sequence[float], spreads: Sequence[float] | np.ndarray) -> np.ndarray:
+    """A bar per label with its spread as error bar, rendered to an RGB image (H, W, 3) uint8. ``spreads``: (N,)
+    symmetric, or (2, N) distances below and above each mean (an interval)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(max(3.0, 1.2 * len(labels)), 3.0), dpi=100)
-    axis.bar(range(len(labels)), list(means), yerr=list(spreads), capsize=4, color="#4C72B0")
+    axis.bar(range(len(labels)), list(means), yerr=np.asarray(spreads, dtype=float), capsize=4, color="#4C72B0")
     axis.set_xticks(range(len(labels)), list(labels), rotation=20, ha="right", fontsize=8)
     axis.set_title(title, fontsize=9)
     figure.tight_layout()

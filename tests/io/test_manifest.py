@@ -79,7 +79,7 @@ def test_relative_path_may_not_leave_the_manifest_folder(tmp_path: Path, path: s
 def test_shipped_sample_manifest_points_at_existing_files() -> None:
     raw_dir = REPO_ROOT / "data" / "01_raw"
     entries = load_manifest(yaml.safe_load((raw_dir / "manifest.yml").read_text()), raw_dir)
-    assert [e.name for e in entries] == ["ball_right", "square_orbit", "camera_pan"]
+    assert [e.name for e in entries] == ["zigzag_right", "orbit_counterclockwise", "ball_right", "camera_pan"]
     assert all(e.path.exists() for e in entries)
     assert all(len(e.target_prompts) == 2 for e in entries)
 

@@ -121,9 +121,10 @@ def test_shipped_sample_data_passes() -> None:
     entries = load_manifest(yaml.safe_load((raw / "manifest.yml").read_text()), raw)
     table = video_table(entries, frames_fps=8.0, relative_to=raw.parents[1])
     assert table["path"].tolist() == [
+        "data/01_raw/zigzag_right.mp4",
+        "data/01_raw/orbit_counterclockwise.gif",
         "data/01_raw/ball_right.mp4",
-        "data/01_raw/square_orbit.gif",
         "data/01_raw/camera_pan",
     ]
-    assert table["num_frames"].tolist() == [24, 24, 24]
+    assert table["num_frames"].tolist() == [16, 16, 24, 24]
     assert validate_video_table(table, VideoRules(min_frames=16)) == []

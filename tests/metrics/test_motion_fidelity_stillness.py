@@ -227,13 +227,14 @@ def run_evaluate_pipeline(work: Path, cases: dict[str, tuple[np.ndarray, list[tu
 
     loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
     pipeline = create_pipeline()
-    names = pipeline.datasets() - {"params:evaluate"}
+    names = pipeline.datasets() - {"params:evaluate", "params:world"}
     catalog = DataCatalog.from_config(rebase({k: v for k, v in loader["catalog"].items() if k in names}, work))
     evaluate = dict(loader["parameters"]["evaluate"])
     evaluate["clip"] = {**evaluate["clip"], "model": None}
     evaluate["motion_fidelity"] = {**(evaluate.get("motion_fidelity") or {}), **motion_fidelity_options}
     assert not [p for p in parameter_problems({"video": VIDEO, "evaluate": evaluate}) if p.startswith("evaluate")]
     catalog["params:evaluate"] = evaluate
+    catalog["params:world"] = loader["parameters"]["world"]
     fps = float(VIDEO["fps"])
     catalog.save("reference_clips", {name: VideoClip(frames, fps) for name, (frames, _) in cases.items()})
     catalog.save("clip_metadata", pd.DataFrame(

@@ -34,7 +34,7 @@ def lazy(values):
 
 def test_ingest_resamples_crops_and_simplifies(manifest, project_root):
     clips, metadata = ingest_references(manifest, VIDEO, ingest_params(project_root / "data/01_raw"))
-    assert sorted(clips) == ["ball_right", "camera_pan", "square_orbit"]
+    assert sorted(clips) == ["ball_right", "camera_pan", "orbit_counterclockwise", "zigzag_right"]
     assert all(clip.frames.shape == (8, 64, 64, 3) for clip in clips.values())
     row = metadata.set_index("name").loc["ball_right"]
     # Both training prompts: the caption (Motion Embeddings, MotionDirector, MotionMatcher) and its simplified form (VMC).
@@ -95,6 +95,12 @@ def test_nodes_chain_on_the_tiny_backbone(manifest, project_root, tmp_path, tiny
     assert previews["ball_right"].frames.shape[0] == 8 and previews["ball_right"].frames.shape[2] >= 3 * 64
     assert sheets["ball_right"].shape[0] >= 3 * 64  # 3 rows: reference + 2 generated
     assert list(table["kind"]).count("mean") == 1 and "| motion |" in markdown
+    assert "object_trajectory_similarity" not in report["mean"]  # off unless evaluate.object_track
+    world = yaml.safe_load((project_root / "conf/base/parameters_world.yml").read_text())["world"]
+    tracked = {**evaluate, "object_track": True, "previews": {"frames_per_video": 3, "cell_height": 96}}
+    reports, _, sheets, table, _ = evaluate_motions(lazy(clips), lazy(videos), metadata, tracked, world)
+    assert "object_trajectory_similarity" in table.columns and "object_found" in reports["ball_right"]["mean"]
+    assert sheets["ball_right"].shape[0] >= 3 * 96 and sheets["ball_right"].shape[1] >= 3 * 96  # enlarged cells
 
 
 def test_ingest_can_skip_bad_entries_and_keep_the_rest(tmp_path, caplog):

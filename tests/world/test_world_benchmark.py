@@ -89,7 +89,7 @@ def test_the_reference_itself_is_leakage_and_a_still_object_has_no_motion(spec):
     assert frozen["colour_correct"] == 1.0
 
 
-def test_summary_has_mean_and_seed_spread_per_method():
+def test_summary_has_mean_interval_and_seed_spread_per_method():
     rows = [
         {"method": "A", "seed": 0, "trajectory_similarity": 1.0, "direction_correct": 1.0, "point_track_fidelity": 0.5,
          "colour_correct": 1.0, "shape_correct": 0.0, "leakage": 0.0, "found": 1.0},
@@ -103,8 +103,9 @@ def test_summary_has_mean_and_seed_spread_per_method():
     assert a["trajectory_similarity"] == pytest.approx(0.5) and a["trajectory_similarity_seed_spread"] == pytest.approx(0.5)
     assert a["direction_correct"] == pytest.approx(1.0)  # None (closed path) is left out, not counted as 0
     assert list(summary["Method"]) == ["A", "B"]
+    assert (a["trajectory_similarity_ci_low"], a["trajectory_similarity_ci_high"]) == (0.0, 1.0)
     markdown = world_summary_markdown(summary)
-    assert "| A | 0.500 ± 0.500 |" in markdown and "| B | 0.200 ± 0.000 |" in markdown
+    assert "| A | 0.50 [0.00, 1.00] |" in markdown and "| B | 0.20 [0.20, 0.20] |" in markdown
 
 
 def test_competence_prompts_cover_every_colour_shape_and_direction(spec):
@@ -171,3 +172,82 @@ def test_a_benchmark_that_died_resumes_with_the_runs_it_had_finished(spec, tiny_
     assert not (tmp_path / "runs").exists()  # gone once complete
     run([benchmark.Control("Backbone", {"noise_init": "random", "guidance_scale": 3.0})], tmp_path / "runs")
     assert calls["control"] == 2  # other settings: redone
+
+
+def test_a_method_variant_generates_from_the_same_learnt_motion(spec, tiny_backbone, monkeypatch):
+    from dataclasses import replace as replaced
+
+    from motiontune import benchmark as method_jobs
+    from motiontune.benchmark import BenchmarkMethod
+    from motiontune.generation.generate import GenerationConfig
+    from motiontune.world_models import benchmark
+
+    variants = (benchmark.MethodVariant(" (same)", {}), benchmark.MethodVariant(" (random noise)", {"noise_init": "random"}))
+    config = replaced(CONFIG, cases=CONFIG.cases[:1], targets_per_case=1, method_variants=variants)
+    trainings = []
+    plain_learn = method_jobs.learn_motion
+    monkeypatch.setattr(method_jobs, "learn_motion", lambda *args, **kwargs: trainings.append(1) or plain_learn(*args, **kwargs))
+    train = {"method": "motion_embeddings", "steps": 2, "checkpoint_every": 0, "progress_bar": False}
+    results, videos = benchmark.run_world_benchmark(
+        tiny_backbone, spec, benchmark_cases(spec, config), [BenchmarkMethod("Motion Embeddings", "motion_embeddings")],
+        [], train, GenerationConfig(steps=2, progress_bar=False), config, AnalyserConfig(), ScoringConfig(),
+        build_tracker("opencv_lk"), 0.5, progress=False)
+    assert len(trainings) == 1  # one training per (case, method, seed), whatever the variants
+    assert list(results["method"]) == ["Motion Embeddings", "Motion Embeddings (same)", "Motion Embeddings (random noise)"]
+    own, same, random = (frames for key, frames in videos.items() if not key.startswith("reference/"))
+    assert np.array_equal(own, same)  # the same sampling of the same motion
+    assert not np.array_equal(own, random)  # Motion Embeddings' blended inversion is not random noise
+
+
+def test_world_benchmark_keys_and_variants_are_checked():
+    base = {"reference_seed": 1, "cases": [{"family": "translate"}], "targets_per_case": 1, "seeds": [0], "inversion_steps": 2}
+    with pytest.raises(ValueError, match="world_benchmark.method_variant: unknown key \\(did you mean 'method_variants'"):
+        WorldBenchmarkConfig.from_params({**base, "method_variant": []})
+    with pytest.raises(ValueError, match="own non-empty suffix"):
+        WorldBenchmarkConfig.from_params({**base, "method_variants": [{"suffix": " (a)"}, {"suffix": " (a)"}]})
+    parsed = WorldBenchmarkConfig.from_params({**base, "method_variants": [{"suffix": " (r)", "generate": {"noise_init": "random"}}]})
+    assert parsed.method_variants[0].generate == {"noise_init": "random"}
+
+
+def test_each_method_is_paired_with_the_control_of_its_noise_init():
+    from motiontune.benchmark import BenchmarkMethod
+    from motiontune.generation.generate import GenerationConfig
+    from motiontune.world_models.benchmark import Control, MethodVariant, same_init_controls
+
+    controls = [Control("random", {"noise_init": "random"}), Control("blend", {"noise_init": "blend", "blend_strength": 0.5}),
+                Control("blend 0.3", {"noise_init": "blend", "blend_strength": 0.3}), Control("inversion", {"noise_init": "inversion"})]
+    methods = [BenchmarkMethod("ME", "motion_embeddings"), BenchmarkMethod("VMC", "vmc"), BenchmarkMethod("MM", "motionmatcher"),
+               BenchmarkMethod("ME inverted", "motion_embeddings", generate={"noise_init": "inversion"}),
+               BenchmarkMethod("ME lowfreq", "motion_embeddings", generate={"noise_init": "lowfreq"})]
+    matched = same_init_controls(methods, controls, GenerationConfig(), [MethodVariant(" (r)", {"noise_init": "random"})])
+    # The papers' inits (seed 004 A.4 blend 0.5; VMC's inversion; MotionMatcher's public noise prior 0.3).
+    assert matched["ME"] == "blend" and matched["VMC"] == "inversion" and matched["MM"] == "blend 0.3"
+    assert matched["ME inverted"] == "inversion" and matched["ME lowfreq"] is None
+    assert matched["VMC (r)"] == "random" and matched["ME (r)"] == "random"
+    everyone_blends = same_init_controls(methods[:2], controls, GenerationConfig(noise_init="blend", blend_strength=0.3))
+    assert everyone_blends == {"ME": "blend 0.3", "VMC": "blend 0.3"}  # a generation setting wins over the defaults
+
+
+def test_a_lead_is_the_paired_difference_with_its_control():
+    from motiontune.world_models.benchmark import control_leads, control_leads_markdown
+
+    rows = []
+    for seed in (0, 1):
+        for case in ("a", "b"):
+            rows.append({"method": "C", "case": case, "seed": seed, "prompt": "p", "trajectory_similarity": 0.1 * seed})
+            rows.append({"method": "M", "case": case, "seed": seed, "prompt": "p", "trajectory_similarity": 0.1 * seed + 0.5})
+    rows.append({"method": "M", "case": "c", "seed": 0, "prompt": "p", "trajectory_similarity": -1.0})  # no control video
+    leads = control_leads(pd.DataFrame(rows), {"M": "C", "C": None}).set_index("Method")
+    assert list(leads.index) == ["M"] and leads.loc["M", "videos"] == 4
+    assert leads.loc["M", "lead"] == pytest.approx(0.5) and leads.loc["M", "lead_ci_low"] == pytest.approx(0.5)
+    assert "| M | C | 0.55 | 0.05 | +0.50 [+0.50, +0.50] | 4 |" in control_leads_markdown(leads.reset_index())
+
+
+def test_the_family_table_averages_each_method_over_each_family():
+    from motiontune.world_models.benchmark import family_markdown
+
+    rows = [{"method": "M", "family": "zigzag", "trajectory_similarity": 0.2}, {"method": "M", "family": "zigzag", "trajectory_similarity": 0.6},
+            {"method": "M", "family": "grow", "trajectory_similarity": None}, {"method": "C", "family": "grow", "trajectory_similarity": -0.5}]
+    markdown = family_markdown(pd.DataFrame(rows))
+    assert markdown.splitlines()[0] == "| trajectory_similarity | zigzag | grow |"
+    assert "| M | 0.40 | n/a |" in markdown and "| C | n/a | -0.50 |" in markdown

@@ -64,12 +64,12 @@ def metric_models(evaluate: Mapping[str, Any]) -> MetricModels:
 
 # The keys of each ``evaluate`` section (conf/base/parameters_evaluate.yml); any other key is an error.
 EVALUATE_KEYS = {
-    "evaluate": ("device", "tracker", "tracker_options", "static_threshold", "motion_fidelity", "clip", "fid",
-                 "previews"),
+    "evaluate": ("device", "tracker", "tracker_options", "static_threshold", "motion_fidelity", "object_track", "clip",
+                 "fid", "previews"),
     "evaluate.motion_fidelity": ("mode", "foreground_masks"),
     "evaluate.clip": ("model", "backend", "batch_size", "temporal_pairs"),
     "evaluate.fid": ("inception_path", "reference_dir", "max_reference_images", "min_samples"),
-    "evaluate.previews": ("frames_per_video",),
+    "evaluate.previews": ("frames_per_video", "cell_height"),
 }
 # The foreground mask of reference <name> is <foreground_masks>/<name>.png (its first frame, any size).
 FOREGROUND_MASK_SUFFIX = ".png"

@@ -15,6 +15,7 @@ import numpy as np
 from motiontune.metrics.clip_scores import ClipScorer
 from motiontune.metrics.fid import InceptionFeatures, fid_score
 from motiontune.metrics.motion_fidelity import motion_fidelity
+from motiontune.metrics.object_track import ObjectTrackScorer
 from motiontune.metrics.trackers import Tracker
 
 MOTION_FIDELITY_KEYS = ("motion_fidelity", "motion_fidelity_output_to_source", "motion_fidelity_source_to_output")
@@ -34,6 +35,7 @@ def evaluate_motion(
     skipped: Mapping[str, str] | None = None,
     motion_fidelity_mode: str = "moving",
     foreground_mask: np.ndarray | None = None,
+    object_track: ObjectTrackScorer | None = None,
 ) -> dict[str, Any]:
     """Metrics of each generated video against the reference, and their means.
 
@@ -41,8 +43,11 @@ def evaluate_motion(
     ``skipped``: metric -> reason, for the metrics the caller could not configure;
     ``motion_fidelity_mode``: ``moving`` or ``dmt`` (see ``motion_fidelity``); ``foreground_mask``: (h, w) bool
     region of frame 0 where both clips' tracks are seeded (DMT's box of the reference's foreground), None: all.
+    ``object_track``: also compare the one object the analyser reads in each clip (``object_*`` keys; the
+    similarity's mean leaves out videos without a reference object).
     """
     reference_tracks = tracker.track(reference_frames, mask=foreground_mask)
+    reference_object = object_track.read_reference(reference_frames) if object_track is not None else None
     videos = []
     for video_id, (prompt, frames) in sorted(generated.items()):
         fidelity = motion_fidelity(reference_tracks, tracker.track(frames, mask=foreground_mask),
@@ -59,6 +64,8 @@ def evaluate_motion(
             "num_output_static_tracks": fidelity.num_output_static,
             "warning": fidelity.warning,
         }
+        if object_track is not None:
+            entry.update(object_track.score(reference_object, frames))
         if clip_scorer is not None:
             entry["clip_text_similarity"] = clip_scorer.text_similarity(frames, prompt)
             entry["temporal_consistency"] = clip_scorer.temporal_consistency(frames, pairs=temporal_pairs)
@@ -66,6 +73,10 @@ def evaluate_motion(
 
     computed = MOTION_FIDELITY_KEYS + (CLIP_KEYS if clip_scorer is not None else ())
     mean: dict[str, float | None] = {name: float(np.mean([v[name] for v in videos])) if videos else None for name in computed}
+    if object_track is not None and videos:
+        similarities = [v["object_trajectory_similarity"] for v in videos if v["object_trajectory_similarity"] is not None]
+        mean["object_trajectory_similarity"] = float(np.mean(similarities)) if similarities else None
+        mean["object_found"] = float(np.mean([v["object_found"] for v in videos]))
     models = {"motion_fidelity": f"{motion_fidelity_mode} mode; {tracker_description}"
                                  + ("; seeded in the foreground box" if foreground_mask is not None else "")}
     not_computed = dict(skipped or {})

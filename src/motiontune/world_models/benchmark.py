@@ -40,12 +40,15 @@ import pandas as pd
 
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.benchmark import BenchmarkMethod, PlannedRun, bar_chart, execute_runs, label_slug, method_run, run_name
+from motiontune.methods.base import recommended_inference
 from motiontune.executors import Executor, Job, LocalExecutor
 from motiontune.sampling.features import encode_reference
+from motiontune.metrics.intervals import bootstrap_interval
 from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
 from motiontune.metrics.trackers import Tracker
 from motiontune.io.prompts import simplify_prompt
+from motiontune.known_keys import check_known_keys
 from motiontune.io.references import training_prompts
 from motiontune.generation.generate import GenerationConfig, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
@@ -101,7 +104,20 @@ class Control:
     generate: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MethodVariant:
+    """Every method's learnt motion generated once more with these generation overrides, as the row
+    ``<method label><suffix>`` (e.g. " (random noise)" with ``noise_init: random``: what the trained parameters
+    carry without the reference's inverted noise). Costs a generation, not a training."""
+
+    suffix: str
+    generate: dict[str, Any] = field(default_factory=dict)
+
+
 TARGET_MODES = ("others", "reference")
+# The keys of ``world_benchmark`` (conf/base/parameters_world_benchmark.yml); any other is an error.
+WORLD_BENCHMARK_KEYS = ("reference_seed", "cases", "targets_per_case", "targets", "seeds", "progress_bar", "executor",
+                        "work_dir", "inversion_steps", "train", "generate", "controls", "methods", "method_variants")
 
 
 @dataclass(frozen=True)
@@ -116,10 +132,16 @@ class WorldBenchmarkConfig:
     # others: targets_per_case prompts naming another colour and shape (transfer); reference: the reference's own
     # caption, one per case (the sanity check: a method must reproduce its own reference before it can transfer it).
     targets: str = "others"
+    method_variants: tuple[MethodVariant, ...] = ()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldBenchmarkConfig:
+        check_known_keys("world_benchmark", params, WORLD_BENCHMARK_KEYS)
         cases = tuple(CaseSpec(**dict(case)) for case in params["cases"])
+        variants = []
+        for index, variant in enumerate(params.get("method_variants") or ()):
+            check_known_keys(f"world_benchmark.method_variants[{index}]", variant, ("suffix", "generate"))
+            variants.append(MethodVariant(suffix=str(variant["suffix"]), generate=dict(variant.get("generate") or {})))
         config = cls(
             reference_seed=int(params["reference_seed"]),
             cases=cases,
@@ -127,11 +149,14 @@ class WorldBenchmarkConfig:
             seeds=tuple(int(seed) for seed in params["seeds"]),
             inversion_steps=int(params["inversion_steps"]),
             targets=str(params.get("targets", "others")),
+            method_variants=tuple(variants),
         )
         if not config.cases or config.targets_per_case < 1 or not config.seeds:
             raise ValueError("world_benchmark: needs at least one case, one target per case and one seed")
         if config.targets not in TARGET_MODES:
             raise ValueError(f"world_benchmark.targets: '{config.targets}' is not one of {list(TARGET_MODES)}")
+        if len({variant.suffix for variant in variants}) < len(variants) or any(not v.suffix.strip() for v in variants):
+            raise ValueError("world_benchmark.method_variants: each needs its own non-empty suffix")
         return config
 
 
@@ -264,16 +289,24 @@ def run_world_benchmark(
         for entry in methods:
             for seed in config.seeds:
                 runs.append(method_run(entry, seed, case.name, train_params, generation, handle, reference_features,
-                                       row, case.target_prompts, case_settings, work_dir))
+                                       row, case.target_prompts, case_settings, work_dir,
+                                       [variant.generate for variant in config.method_variants]))
     outputs = execute_runs(runs, executor, work_dir, "world benchmark", progress)
     rows: list[dict[str, Any]] = []
     videos: dict[str, np.ndarray] = {}
     for case in cases:
         reference_tracks = tracker.track(case.reference.frames)
         videos[f"reference/{case.name}"] = case.reference.frames
-        for label in [control.label for control in controls] + [entry.label for entry in methods]:
+        # (row label, run label, which of the run's generations): a method run holds its own videos, then each variant's.
+        rows_of_runs = [(control.label, control.label, 0) for control in controls]
+        rows_of_runs += [(entry.label, entry.label, 0) for entry in methods]
+        rows_of_runs += [(entry.label + variant.suffix, entry.label, number)
+                         for number, variant in enumerate(config.method_variants, start=1) for entry in methods]
+        count = len(case.target_prompts)
+        for label, run_label, part in rows_of_runs:
             for seed in config.seeds:
-                for index, (prompt, target, frames) in enumerate(zip(case.target_prompts, case.targets, outputs[(case.name, label, seed)])):
+                generated = outputs[(case.name, run_label, seed)][part * count:(part + 1) * count]
+                for index, (prompt, target, frames) in enumerate(zip(case.target_prompts, case.targets, generated)):
                     rows.append({
                         "method": label, "case": case.name, "family": case.reference.family, "seed": seed, "prompt": prompt,
                         "reference_colour": case.reference.colour, "reference_shape": case.reference.shape,
@@ -300,14 +333,18 @@ def generate_control(
 
 
 def world_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Per method (in run order): mean of each metric over its videos, and the spread (standard deviation)
-    of the per-seed means, so a reader sees how much a rerun with another seed moves the number."""
+    """Per method (in run order): mean of each metric over its videos, its 95% percentile bootstrap interval over
+    videos (``<metric>_ci_low`` / ``_ci_high``), and the spread (standard deviation) of the per-seed means, so a
+    reader sees how sure the mean is and how much a rerun with another seed moves it."""
     summary = pd.DataFrame({"Method": pd.unique(results["method"])})
     for metric, _ in METRICS:
         # A column the results lack (e.g. CLIP scores of a run without a CLIP model) summarises as n/a.
         values = pd.to_numeric(results[metric], errors="coerce") if metric in results else pd.Series(np.nan, index=results.index)
         frame = results.assign(value=values)
         summary[metric] = summary["Method"].map(frame.groupby("method", sort=False)["value"].mean())
+        intervals = {label: bootstrap_interval(group.to_numpy()) for label, group in frame.groupby("method", sort=False)["value"]}
+        summary[f"{metric}_ci_low"] = summary["Method"].map(lambda label: intervals[label][0])
+        summary[f"{metric}_ci_high"] = summary["Method"].map(lambda label: intervals[label][1])
         per_seed = frame.groupby(["method", "seed"], sort=False)["value"].mean()
         spread = per_seed.groupby(level="method", sort=False).std(ddof=0)
         summary[f"{metric}_seed_spread"] = summary["Method"].map(spread)
@@ -316,24 +353,101 @@ def world_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def world_summary_markdown(summary: pd.DataFrame) -> str:
-    """The comparison table: mean ± spread over seeds per metric, arrows for the better direction."""
+    """The comparison table: mean [95% bootstrap interval] per metric, arrows for the better direction."""
     header = ["Method"] + [f"{metric} {'↑' if higher else '↓'}" for metric, higher in METRICS] + ["Videos"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for record in summary.to_dict(orient="records"):
         cells = [str(record["Method"])]
         for metric, _ in METRICS:
-            mean, spread = record[metric], record[f"{metric}_seed_spread"]
-            cells.append("n/a" if pd.isna(mean) else f"{mean:.3f} ± {0.0 if pd.isna(spread) else spread:.3f}")
+            mean, low, high = record[metric], record[f"{metric}_ci_low"], record[f"{metric}_ci_high"]
+            cells.append("n/a" if pd.isna(mean) else f"{mean:.2f} [{low:.2f}, {high:.2f}]")
         cells.append(str(int(record["videos"])))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _noise_init(settings: Mapping[str, Any]) -> tuple[str, float | None]:
+    """(noise init, blend strength or None): what decides the noise a sampling starts from."""
+    noise_init = str(settings.get("noise_init") or "random")
+    blend = settings.get("blend_strength")
+    return noise_init, (float(blend if blend is not None else 0.5) if noise_init == "blend" else None)
+
+
+def same_init_controls(
+    methods: Sequence[BenchmarkMethod],
+    controls: Sequence[Control],
+    generation: GenerationConfig,
+    variants: Sequence[MethodVariant] = (),
+) -> dict[str, str | None]:
+    """Each method row's (and variant row's) control: the one whose noise init (and blend strength) its sampling
+    uses, so a method is judged by what it adds to the noise it starts from. None when no control matches.
+    A method's init: its inference default (``train.<method>.inference``), under the benchmark's generation
+    settings, its entry's ``generate`` and the variant's."""
+    given = {key: value for key, value in (("noise_init", generation.noise_init), ("blend_strength", generation.blend_strength))
+             if value is not None}
+    by_init: dict[tuple[str, float | None], str] = {}
+    for control in controls:
+        by_init.setdefault(_noise_init({**given, **control.generate}), control.label)
+    matched: dict[str, str | None] = {}
+    for entry in methods:
+        own = {**recommended_inference(entry.method, entry.options), **given, **entry.generate}
+        matched[entry.label] = by_init.get(_noise_init(own))
+        for variant in variants:
+            matched[entry.label + variant.suffix] = by_init.get(_noise_init({**own, **variant.generate}))
+    return matched
+
+
+def control_leads(results: pd.DataFrame, controls: Mapping[str, str | None], metric: str = "trajectory_similarity") -> pd.DataFrame:
+    """Per method row with a control: the mean of ``metric`` minus its control's, over the videos both generated
+    (same case, seed and prompt: paired), with a 95% bootstrap interval of that paired difference."""
+    keys = ["case", "seed", "prompt"]
+    values = results.assign(value=pd.to_numeric(results[metric], errors="coerce"))
+    rows = []
+    for label in pd.unique(results["method"]):
+        control = controls.get(label)
+        if control is None:
+            continue
+        paired = values[values["method"] == label][[*keys, "value"]].merge(
+            values[values["method"] == control][[*keys, "value"]], on=keys, suffixes=("", "_control"))
+        difference = (paired["value"] - paired["value_control"]).to_numpy(dtype=float)
+        low, high = bootstrap_interval(difference)
+        rows.append({"Method": label, "control": control, f"{metric}": float(np.nanmean(paired["value"])),
+                     f"{metric}_control": float(np.nanmean(paired["value_control"])),
+                     "lead": float(np.nanmean(difference)), "lead_ci_low": low, "lead_ci_high": high, "videos": len(paired)})
+    return pd.DataFrame(rows)
+
+
+def control_leads_markdown(leads: pd.DataFrame, metric: str = "trajectory_similarity") -> str:
+    """The leads table: each method against the control that starts from the same noise."""
+    lines = [f"| Method | control (same noise init) | {metric} | control's | lead [95% interval] | Videos |",
+             "|---|---|---:|---:|---:|---:|"]
+    for record in leads.to_dict(orient="records"):
+        lines.append(f"| {record['Method']} | {record['control']} | {record[metric]:.2f} | {record[metric + '_control']:.2f} | "
+                     f"{record['lead']:+.2f} [{record['lead_ci_low']:+.2f}, {record['lead_ci_high']:+.2f}] | {record['videos']} |")
+    return "\n".join(lines) + "\n"
+
+
+def family_markdown(results: pd.DataFrame, metric: str = "trajectory_similarity") -> str:
+    """Mean ``metric`` per method (rows, in run order) and reference family (columns, in case order), over every
+    video of that family: where a method transfers and where it does not."""
+    values = results.assign(value=pd.to_numeric(results[metric], errors="coerce"))
+    table = values.groupby(["method", "family"], sort=False)["value"].mean()  # NaN where a family has no value
+    families = list(pd.unique(results["family"]))
+    lines = [f"| {metric} | " + " | ".join(families) + " |", "|---|" + "---:|" * len(families)]
+    for label in pd.unique(results["method"]):
+        cells = ["n/a" if pd.isna(table.get((label, family), np.nan)) else f"{table[(label, family)]:.2f}" for family in families]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def world_plots(results: pd.DataFrame) -> dict[str, np.ndarray]:
-    """One bar chart per metric: mean per method with the per-seed spread, as RGB images."""
+    """One bar chart per metric: mean per method with its 95% bootstrap interval, as RGB images."""
     summary = world_summary(results)
-    return {
-        metric: bar_chart(f"{metric} ({'higher' if higher else 'lower'} is better)", list(summary["Method"]),
-                          summary[metric].fillna(0.0).values, summary[f"{metric}_seed_spread"].fillna(0.0).values)
-        for metric, higher in METRICS
-    }
+    plots = {}
+    for metric, higher in METRICS:
+        means = summary[metric].fillna(0.0).to_numpy()
+        below = (summary[metric] - summary[f"{metric}_ci_low"]).fillna(0.0).to_numpy()
+        above = (summary[f"{metric}_ci_high"] - summary[metric]).fillna(0.0).to_numpy()
+        plots[metric] = bar_chart(f"{metric} ({'higher' if higher else 'lower'} is better; 95% bootstrap interval)",
+                                  list(summary["Method"]), means, np.stack([below, above]))
+    return plots

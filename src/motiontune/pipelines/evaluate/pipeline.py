@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 evaluate_motions,
-                inputs=["reference_clips", "generated_videos", "clip_metadata", "params:evaluate"],
+                inputs=["reference_clips", "generated_videos", "clip_metadata", "params:evaluate", "params:world"],
                 outputs=["motion_metrics", "motion_previews", "contact_sheets", "metrics_table", "metrics_table_markdown"],
                 name="evaluate_motions",
             )

@@ -20,7 +20,11 @@ from motiontune.world_models.benchmark import (
     Control,
     WorldBenchmarkConfig,
     benchmark_cases,
+    control_leads,
+    control_leads_markdown,
+    family_markdown,
     run_world_benchmark,
+    same_init_controls,
     world_plots,
     world_summary,
     world_summary_markdown,
@@ -42,15 +46,14 @@ def benchmark_on_world(
     spec = WorldSpec.from_params(world)
     config = WorldBenchmarkConfig.from_params(world_benchmark)
     tracker, _ = motion_tracker(evaluate)
+    methods = methods_from_params(world_benchmark["methods"], train)
+    controls = [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in world_benchmark["controls"]]
+    generation = GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})})
     executor = build_executor(str(world_benchmark.get("executor", "local")), ray)  # connects before any work
     try:
         results, videos = run_world_benchmark(
-            backbone_from_params(backbone), spec, benchmark_cases(spec, config),
-            methods_from_params(world_benchmark["methods"], train),
-            [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in world_benchmark["controls"]],
-            train_params={**train, **world_benchmark.get("train", {})},
-            generation=GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})}),
-            config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
+            backbone_from_params(backbone), spec, benchmark_cases(spec, config), methods, controls,
+            train_params={**train, **world_benchmark.get("train", {})}, generation=generation, config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
             scoring=ScoringConfig.from_params(world.get("scoring")),
             tracker=tracker, static_threshold=float(evaluate["static_threshold"]),
             clip=clip_scorer(evaluate), temporal_pairs=(evaluate.get("clip") or {}).get("temporal_pairs", "all"),
@@ -61,6 +64,7 @@ def benchmark_on_world(
     finally:
         executor.close()
     summary = world_summary(results)
-    markdown = world_summary_markdown(summary)
+    leads = control_leads(results, same_init_controls(methods, controls, generation, config.method_variants))
+    markdown = "\n".join([world_summary_markdown(summary), control_leads_markdown(leads), family_markdown(results)])
     log_benchmark(summary, markdown)
     return results, summary, markdown, world_plots(results), {key: VideoClip(frames, float(fps)) for key, frames in videos.items()}
