@@ -8,15 +8,17 @@ metrics are listed under ``not_computed`` with the reason, never reported as 0.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from motiontune.metrics.clip_scores import ClipScorer
 from motiontune.metrics.fid import InceptionFeatures, fid_score
 from motiontune.metrics.motion_fidelity import motion_fidelity
-from motiontune.metrics.object_track import ObjectTrackScorer
 from motiontune.metrics.trackers import Tracker
+
+if TYPE_CHECKING:  # the scorer lives above metrics (it reads clips with the world's analyser); the caller builds it
+    from motiontune.world_models.object_track import ObjectTrackScorer
 
 MOTION_FIDELITY_KEYS = ("motion_fidelity", "motion_fidelity_output_to_source", "motion_fidelity_source_to_output")
 CLIP_KEYS = ("clip_text_similarity", "temporal_consistency")

@@ -11,7 +11,7 @@ import pandas as pd
 from motiontune.io.clip import VideoClip
 from motiontune.metrics.configured import MotionFidelitySettings, metric_models, motion_tracker
 from motiontune.metrics.evaluation import evaluate_motion
-from motiontune.metrics.object_track import ObjectTrackScorer
+from motiontune.world_models.object_track import ObjectTrackScorer
 from motiontune.metrics.previews import contact_sheet, side_by_side
 from motiontune.metrics.report import markdown_table, metrics_table
 from motiontune.io.references import target_prompts

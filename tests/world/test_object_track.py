@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from motiontune.metrics.evaluation import evaluate_motion
-from motiontune.metrics.object_track import ObjectTrackScorer
+from motiontune.world_models.object_track import ObjectTrackScorer
 from motiontune.metrics.trackers import build_tracker
 from motiontune.world import WorldSpec, render_sample
 
