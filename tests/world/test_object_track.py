@@ -51,6 +51,8 @@ def test_a_reference_without_a_world_object_leaves_the_similarity_empty(world):
     grey = np.random.default_rng(0).integers(100, 140, size=(8, 32, 32, 3), dtype=np.uint8)
     assert scorer.read_reference(grey) is None
     assert scorer.score(None, _clip(world, "blue", "circle"))["object_trajectory_similarity"] is None
+    tiny = np.zeros((8, 16, 16, 3), dtype=np.uint8)  # below the world's smallest frame: nothing to read, no error
+    assert scorer.read_reference(tiny) is None and scorer.score(None, tiny)["object_found"] is None
     with pytest.raises(ValueError):
         ObjectTrackScorer.from_params({**world, "colours": ["no-such-colour"]})
 

@@ -78,7 +78,8 @@ def evaluate_motion(
     if object_track is not None and videos:
         similarities = [v["object_trajectory_similarity"] for v in videos if v["object_trajectory_similarity"] is not None]
         mean["object_trajectory_similarity"] = float(np.mean(similarities)) if similarities else None
-        mean["object_found"] = float(np.mean([v["object_found"] for v in videos]))
+        found = [v["object_found"] for v in videos if v["object_found"] is not None]
+        mean["object_found"] = float(np.mean(found)) if found else None
     models = {"motion_fidelity": f"{motion_fidelity_mode} mode; {tracker_description}"
                                  + ("; seeded in the foreground box" if foreground_mask is not None else "")}
     not_computed = dict(skipped or {})

@@ -24,9 +24,6 @@ from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.scoring import Reference, ScoringConfig, trajectory_similarity
 from motiontune.world.spec import WorldSpec
 
-OBJECT_TRACK_KEYS = ("object_trajectory_similarity", "object_found", "object_colour", "object_direction")
-
-
 @dataclass(frozen=True)
 class ObjectTrackScorer:
     """The world's palette, analyser and scoring settings (``world`` in conf/base/parameters_world.yml)."""
@@ -35,9 +32,8 @@ class ObjectTrackScorer:
 
     @classmethod
     def from_params(cls, world: Mapping[str, Any]) -> ObjectTrackScorer:
-        scorer = cls(dict(world))
-        scorer._spec((32, 32, 8))  # a wrong ``world`` section fails here, before any video is read
-        return scorer
+        WorldSpec.from_params(world)  # a wrong ``world`` section fails here, before any video is read
+        return cls(dict(world))
 
     def _spec(self, shape: tuple[int, int, int]) -> WorldSpec:
         """The world spec at a clip's (H, W, F): the analyser calibrates its shapes at the frame size."""
@@ -45,14 +41,19 @@ class ObjectTrackScorer:
         return WorldSpec.from_params({**self.world, "height": height, "width": width, "num_frames": frames})
 
     def _analyse(self, frames: np.ndarray) -> Any:
-        spec = self._spec((int(frames.shape[1]), int(frames.shape[2]), int(frames.shape[0])))
+        """The analyser's reading of uint8 (F, H, W, 3) frames; None for a clip the world cannot describe (e.g.
+        smaller than the world's minimum frame size): then there is no object to compare."""
+        try:
+            spec = self._spec((int(frames.shape[1]), int(frames.shape[2]), int(frames.shape[0])))
+        except ValueError:
+            return None
         return analyse_video(frames, spec, AnalyserConfig.from_params(self.world.get("analyser")))
 
     def read_reference(self, frames: np.ndarray) -> Reference | None:
         """The reference's object (colour, shape, centroid track) from uint8 (F, H, W, 3) frames; None when the
         analyser finds no object or it does not move (then no track agreement is defined)."""
         analysis = self._analyse(frames)
-        if not analysis.found or analysis.path_kind == "static":
+        if analysis is None or not analysis.found or analysis.path_kind == "static":
             return None
         return Reference.from_analysis(analysis)
 
@@ -61,6 +62,8 @@ class ObjectTrackScorer:
         (0.0 when no object is found in enough of its frames; None without a reference object), and what was read: ``object_found``,
         ``object_colour``, ``object_direction``."""
         analysis = self._analyse(frames)
+        if analysis is None:
+            return {"object_trajectory_similarity": None, "object_found": None, "object_colour": None, "object_direction": None}
         similarity: float | None = None
         if reference is not None:
             similarity = 0.0
