@@ -22,6 +22,7 @@ from motiontune.generation.reference_inversion import reference_inversion
 # Sampling settings of an artifact whose inference defaults lack them (older artifacts): seed 004 A.3.
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE_SCALE = 10.0
+DEFAULT_BLEND_STRENGTH = 0.5  # p of noise_init blend when neither the method nor the settings give one (seed 004 A.4)
 
 # Keys of the ``generate`` parameters that say what to generate from, not how to sample: a registered motion
 # (an MLflow model URI) and its prompts, read by :mod:`motiontune.tracking.registry`.
@@ -157,7 +158,7 @@ def _sample_videos(
             shape,
             generator,
             inverted_latents=inverted_latents,
-            blend_strength=float(options.get("blend_strength", 0.5)),
+            blend_strength=float(options.get("blend_strength", DEFAULT_BLEND_STRENGTH)),
             lowfreq_factor=config.lowfreq_factor,
         ).to(backbone.device, backbone.dtype)
         predict = guided_noise_prediction(backbone.unet, encode_prompts(backbone, [prompt]), negative, float(options["guidance_scale"]))

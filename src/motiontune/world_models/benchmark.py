@@ -50,7 +50,7 @@ from motiontune.metrics.trackers import Tracker
 from motiontune.io.prompts import simplify_prompt
 from motiontune.known_keys import check_known_keys
 from motiontune.io.references import training_prompts
-from motiontune.generation.generate import GenerationConfig, generate_without_motion, video_id
+from motiontune.generation.generate import DEFAULT_BLEND_STRENGTH, GenerationConfig, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.generator import WorldSample, render_sample
 from motiontune.world.scoring import Intent, Reference, ScoringConfig, score_video
@@ -370,7 +370,7 @@ def _noise_init(settings: Mapping[str, Any]) -> tuple[str, float | None]:
     """(noise init, blend strength or None): what decides the noise a sampling starts from."""
     noise_init = str(settings.get("noise_init") or "random")
     blend = settings.get("blend_strength")
-    return noise_init, (float(blend if blend is not None else 0.5) if noise_init == "blend" else None)
+    return noise_init, (float(blend if blend is not None else DEFAULT_BLEND_STRENGTH) if noise_init == "blend" else None)
 
 
 def same_init_controls(
