@@ -288,6 +288,11 @@ def test_evaluate_pipeline_on_real_clips(tmp_path: Path, ball_right: np.ndarray,
         assert frozen["num_output_static_tracks"] == frozen["num_output_tracks"] > 0
         assert 0 < frozen["num_reference_static_tracks"] < frozen["num_reference_tracks"]
         assert report["models"]["motion_fidelity"].startswith("moving")
+        # The object track (evaluate.object_track, on by default), measured: same 1.00, reversed -0.97 / -0.99,
+        # frozen 0.00, the other object over another background 0.94 / 0.98.
+        objects = {video["prompt"]: video["object_trajectory_similarity"] for video in report["videos"]}
+        assert objects["same"] > 0.95 and objects["other"] > 0.85, (name, objects)
+        assert objects["reversed"] < -0.9 and objects["frozen"] == 0.0, (name, objects)
 
 
 def test_evaluate_pipeline_seeds_in_the_foreground_box(tmp_path: Path, ball_right: np.ndarray) -> None:
