@@ -30,6 +30,7 @@ from motiontune.world.scoring import (
     Reference,
     ScoringConfig,
     WorldScore,
+    scale_similarity,
     score_video,
     trajectory_similarity,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "register_motion_family",
     "render_sample",
     "sample_world",
+    "scale_similarity",
     "score_video",
     "segment_colours",
     "trajectory_similarity",

@@ -6,7 +6,9 @@ Three kinds of checks (seed 002's evaluation axes, made exact by the world's gro
 * **motion agreement**: does it move as intended (direction, path kind, rotation, area trend,
   camera)? And, given a reference clip, how similar are the two object trajectories: the
   normalised cross-correlation of their per-frame displacements (motion fidelity, seed 002 eq. 6,
-  on the single object track; static vs static = 1, static vs moving = 0).
+  on the single object track; static vs static = 1, static vs moving = 0). For a reference whose object grows
+  or shrinks (grow, shrink, zoom), the same correlation of the per-frame log-area changes: the trajectory alone
+  cannot tell a growing object from a shrinking one (both stay in place), the scale similarity can.
 * **appearance leakage**: with a reference of another colour or shape (the clip a motion was
   learnt from), did the reference's colour or shape show up instead of the intended one?
 """
@@ -40,10 +42,14 @@ class ScoringConfig:
             centroid jitters by a few tenths of a pixel per frame as its outline is redrawn; the
             slowest world motion is ~4.8 px at 64x64, 8 frames, its jitter ~1 px).
         min_track_frames: a track with fewer frames where the object was found has no trajectory.
+        steady_log_area: an area track whose log-area change norm sqrt(sum_t (log a_t+1 - log a_t)^2) is below
+            this counts as steady in the scale similarity (the world's weakest scale motion, grow by 1.8x in
+            size over 8 frames, has 0.45; a redrawn outline's area jitters by a few percent per frame).
     """
 
     static_fraction: float = 0.03
     min_track_frames: int = 2
+    steady_log_area: float = 0.2
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> ScoringConfig:
@@ -84,23 +90,26 @@ class Reference:
         colour, shape: the reference object's appearance (for leakage).
         centroids: (F, 2) object centre per frame, px; NaN where unknown.
         frame_size: (H, W) of the reference clip.
+        areas: (F,) object area per frame, px^2, NaN where unknown; None when not known at all.
     """
 
     colour: str | None
     shape: str | None
     centroids: np.ndarray
     frame_size: tuple[int, int]
+    areas: np.ndarray | None = None
 
     @classmethod
     def from_sample(cls, sample: WorldSample) -> Reference:
         """From a generated clip's ground truth."""
         height, width = sample.frames.shape[1:3]
-        return cls(sample.colour, sample.shape, sample.centres.astype(np.float64), (height, width))
+        return cls(sample.colour, sample.shape, sample.centres.astype(np.float64), (height, width), sample.areas)
 
     @classmethod
     def from_analysis(cls, analysis: VideoAnalysis) -> Reference:
         """From what the analyser read (for references without ground truth)."""
-        return cls(analysis.colour, analysis.shape, analysis.centroids, analysis.frame_size)
+        return cls(analysis.colour, analysis.shape, analysis.centroids, analysis.frame_size,
+                   _known_areas(analysis))
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,8 @@ class WorldScore:
         motion_correct: every applicable motion check passed.
         trajectory_similarity: NCC of per-frame object displacements with the reference, in
             [-1, 1]; None without a reference track, 0.0 when the object was not found.
+        scale_similarity: the same NCC of per-frame log-area changes, in [-1, 1]; None unless the
+            reference's object changes size (grow, shrink, zoom), 0.0 when the object was not found.
         speed_ratio: total displacement of this clip over the reference's; None when either
             is static or unknown.
         colour_leak, shape_leak: the reference's colour/shape shows instead of the intended one
@@ -141,6 +152,7 @@ class WorldScore:
     motion_correct: bool
     trajectory_similarity: float | None
     speed_ratio: float | None
+    scale_similarity: float | None
     colour_leak: bool | None
     shape_leak: bool | None
     reference_colour_share: float | None
@@ -202,6 +214,60 @@ def trajectory_similarity(
     return correlation, (own_norm / ref_norm if moving else None)
 
 
+def _known_areas(analysis: VideoAnalysis) -> np.ndarray:
+    """(F,) the analysed blob areas, NaN where the object was absent."""
+    return np.where(analysis.present, analysis.areas, np.nan).astype(np.float64)
+
+
+def _log_area_changes(areas: np.ndarray, num_frames: int) -> np.ndarray | None:
+    """(num_frames - 1,) per-frame changes of log area, gaps interpolated, resampled to ``num_frames`` over the
+    same clip duration; None with fewer than two known frames."""
+    areas = np.asarray(areas, dtype=np.float64)
+    known = np.isfinite(areas) & (areas > 0)
+    if int(known.sum()) < 2:
+        return None
+    frames = np.arange(len(areas), dtype=np.float64)
+    log_area = np.interp(frames, frames[known], np.log(areas[known]))
+    resampled = np.interp(np.linspace(0.0, len(areas) - 1.0, num_frames), frames, log_area)
+    return np.diff(resampled)
+
+
+def scale_similarity(areas: np.ndarray, reference_areas: np.ndarray, config: ScoringConfig | None = None) -> float | None:
+    """Similarity of two objects' size changes: the cosine of their per-frame log-area change sequences (as
+    :func:`trajectory_similarity` compares displacements, with one coordinate: log area, which makes it
+    independent of frame size and object size). Steady (norm below ``steady_log_area``) vs steady = 1, steady vs
+    changing = 0; a growing object against a shrinking one is -1.
+
+    Args:
+        areas: (F,) object area per frame (any unit), NaN or 0 where unknown.
+        reference_areas: (G,) likewise; both are resampled to min(F, G) frames over the same duration.
+
+    Returns:
+        The similarity in [-1, 1], or None when a track has fewer than ``min_track_frames`` known frames.
+    """
+    config = config or ScoringConfig()
+    num_frames = min(len(areas), len(reference_areas))
+    changes = [_log_area_changes(track, num_frames) for track in (areas, reference_areas)]
+    counts = [int((np.isfinite(track) & (np.asarray(track) > 0)).sum()) for track in (areas, reference_areas)]
+    if any(change is None for change in changes) or min(counts) < config.min_track_frames:
+        return None
+    own, ref = changes
+    own_norm, ref_norm = float(np.linalg.norm(own)), float(np.linalg.norm(ref))
+    own_steady, ref_steady = own_norm < config.steady_log_area, ref_norm < config.steady_log_area
+    if own_steady or ref_steady:
+        return 1.0 if own_steady and ref_steady else 0.0
+    return float(np.dot(own, ref) / (own_norm * ref_norm))
+
+
+def reference_changes_scale(reference: Reference, config: ScoringConfig | None = None) -> bool:
+    """Whether the reference's object grows or shrinks by more than ``steady_log_area`` (grow, shrink, zoom)."""
+    config = config or ScoringConfig()
+    if reference.areas is None:
+        return False
+    changes = _log_area_changes(reference.areas, len(reference.areas))
+    return changes is not None and float(np.linalg.norm(changes)) >= config.steady_log_area
+
+
 def _camera_agrees(analysis: VideoAnalysis, truth: MotionTruth) -> bool:
     if truth.camera == "static":
         # An untextured background cannot show camera motion; only a visible pan/zoom is wrong.
@@ -235,6 +301,7 @@ def score_video(
 
     similarity: float | None = None
     speed_ratio: float | None = None
+    scale: float | None = None
     colour_leak = shape_leak = None
     colour_share = None
     if reference is not None:
@@ -246,6 +313,8 @@ def score_video(
                 similarity, speed_ratio = result
         else:
             similarity = 0.0  # no object, no agreement: counts as a failure in means
+        if reference_changes_scale(reference, config):
+            scale = scale_similarity(_known_areas(analysis), reference.areas, config) if found else 0.0
         if reference.colour is not None and reference.colour != intent.colour:
             colour_leak = found and analysis.colour == reference.colour
         if reference.shape is not None and reference.shape != intent.shape:
@@ -265,6 +334,7 @@ def score_video(
         motion_correct=motion_correct,
         trajectory_similarity=similarity,
         speed_ratio=speed_ratio,
+        scale_similarity=scale,
         colour_leak=colour_leak,
         shape_leak=shape_leak,
         reference_colour_share=colour_share,

@@ -13,6 +13,9 @@ analyser and scored against the intent "target colour and shape, moving like the
 * ``trajectory_similarity``: motion fidelity of the object's centroid track against the reference's
   ground-truth track (seed 002 eq. 6 on a single track; 0 when no object is found),
 * ``direction_correct``: overall on-screen direction as the reference's (None for closed paths),
+* ``scale_similarity``: the same correlation of the object's per-frame log-area changes, for references whose
+  object grows or shrinks (grow, shrink, zoom; None otherwise): where the trajectory cannot tell a clip from
+  its reverse (an object growing in place vs shrinking in place), this can,
 * ``point_track_fidelity``: the usual Motion Fidelity Score from point tracks (configured tracker),
 * ``colour_correct`` / ``shape_correct``: text alignment,
 * ``leakage``: the reference's colour or shape appears instead of the target's,
@@ -63,6 +66,7 @@ logger = logging.getLogger(__name__)
 METRICS = (
     ("trajectory_similarity", True),
     ("direction_correct", True),
+    ("scale_similarity", True),
     ("point_track_fidelity", True),
     ("colour_correct", True),
     ("shape_correct", True),
@@ -222,6 +226,7 @@ def score_generated(
     return {
         "found": float(score.found),
         "trajectory_similarity": score.trajectory_similarity if score.trajectory_similarity is not None else 0.0,
+        "scale_similarity": score.scale_similarity,
         "direction_correct": None if score.direction_correct is None else float(score.direction_correct),
         "point_track_fidelity": fidelity.score,
         "colour_correct": float(score.colour_correct),

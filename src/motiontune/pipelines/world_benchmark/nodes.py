@@ -65,6 +65,7 @@ def benchmark_on_world(
         executor.close()
     summary = world_summary(results)
     leads = control_leads(results, same_init_controls(methods, controls, generation, config.method_variants))
-    markdown = "\n".join([world_summary_markdown(summary), control_leads_markdown(leads), family_markdown(results)])
+    markdown = "\n".join([world_summary_markdown(summary), control_leads_markdown(leads), family_markdown(results),
+                          family_markdown(results, "scale_similarity")])
     log_benchmark(summary, markdown)
     return results, summary, markdown, world_plots(results), {key: VideoClip(frames, float(fps)) for key, frames in videos.items()}
