@@ -53,7 +53,8 @@ def keep_sample(family: str, params: dict[str, Any], keep_directions: set[str]) 
 def _competence(world: dict[str, Any], world_backbone: dict[str, Any], backbone_dir: Path) -> dict[str, Any]:
     from motiontune.pipelines.world_backbone.nodes import measure_competence
 
-    _, summary, _ = measure_competence(world, {**world_backbone, "output_dir": str(backbone_dir)}, fps=8.0)
+    fps = float(yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text(encoding="utf-8"))["video"]["fps"])
+    _, summary, _ = measure_competence(world, {**world_backbone, "output_dir": str(backbone_dir)}, fps)
     return summary
 
 

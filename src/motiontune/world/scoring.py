@@ -219,12 +219,12 @@ def _known_areas(analysis: VideoAnalysis) -> np.ndarray:
     return np.where(analysis.present, analysis.areas, np.nan).astype(np.float64)
 
 
-def _log_area_changes(areas: np.ndarray, num_frames: int) -> np.ndarray | None:
+def _log_area_changes(areas: np.ndarray, num_frames: int, min_known: int = 2) -> np.ndarray | None:
     """(num_frames - 1,) per-frame changes of log area, gaps interpolated, resampled to ``num_frames`` over the
-    same clip duration; None with fewer than two known frames."""
+    same clip duration; None with fewer than ``min_known`` (at least two) known frames."""
     areas = np.asarray(areas, dtype=np.float64)
     known = np.isfinite(areas) & (areas > 0)
-    if int(known.sum()) < 2:
+    if int(known.sum()) < max(min_known, 2):
         return None
     frames = np.arange(len(areas), dtype=np.float64)
     log_area = np.interp(frames, frames[known], np.log(areas[known]))
@@ -247,16 +247,12 @@ def scale_similarity(areas: np.ndarray, reference_areas: np.ndarray, config: Sco
     """
     config = config or ScoringConfig()
     num_frames = min(len(areas), len(reference_areas))
-    changes = [_log_area_changes(track, num_frames) for track in (areas, reference_areas)]
-    counts = [int((np.isfinite(track) & (np.asarray(track) > 0)).sum()) for track in (areas, reference_areas)]
-    if any(change is None for change in changes) or min(counts) < config.min_track_frames:
+    own, ref = (_log_area_changes(track, num_frames, config.min_track_frames) for track in (areas, reference_areas))
+    if own is None or ref is None:
         return None
-    own, ref = changes
-    own_norm, ref_norm = float(np.linalg.norm(own)), float(np.linalg.norm(ref))
-    own_steady, ref_steady = own_norm < config.steady_log_area, ref_norm < config.steady_log_area
-    if own_steady or ref_steady:
-        return 1.0 if own_steady and ref_steady else 0.0
-    return float(np.dot(own, ref) / (own_norm * ref_norm))
+    # track_correlation's cosine and steady rule on one coordinate (the second is zero: the cosine is unchanged).
+    as_tracks = [np.stack([changes, np.zeros_like(changes)], axis=-1)[None] for changes in (ref, own)]
+    return float(track_correlation(*as_tracks, config.steady_log_area)[0, 0])
 
 
 def reference_changes_scale(reference: Reference, config: ScoringConfig | None = None) -> bool:
