@@ -14,7 +14,15 @@ and zoom_out dropped); circle_clockwise stays (its reverse is held out already).
 ``<out>/world_backbone_asymmetry.json`` and ``.md`` and the continued backbone to ``<out>/world-t2v-asymmetric``
 (a diffusers folder: pass it to ``world_sanity_check.py --backbone``). CPU: about 2 s per step on 2 cores.
 
+``--from-scratch``: instead of continuing, train a fresh UNet3D and text encoder (the committed VAE and tokenizer
+kept, so the latents are the same) on the asymmetric split with the pipeline's full schedule (its diffusion stage,
+then its refine stage); ``--temporal-conv-init default`` also gives the last layer of every temporal convolution
+PyTorch's default initialisation instead of diffusers' zeros, so the fresh UNet is not time-symmetric at step 0
+(its reversal error at init is reported). Output ``<out>/world_backbone_scratch.{json,md}`` and
+``<out>/world-t2v-scratch``; checkpoints in ``<out>/world_backbone_scratch_work`` make a killed run resume.
+
     python benchmarks/world_backbone_asymmetry.py --steps 500 --out /tmp/asymmetry
+    python benchmarks/world_backbone_asymmetry.py --from-scratch --temporal-conv-init default
 """
 
 from __future__ import annotations
@@ -58,6 +66,34 @@ def _competence(world: dict[str, Any], world_backbone: dict[str, Any], backbone_
     return summary
 
 
+def reinitialise_temporal_conv_outputs(unet: Any, seed: int) -> int:
+    """Give the last Conv3d of every temporal convolution block PyTorch's default (Kaiming-uniform) weights instead
+    of the zeros diffusers starts them at (ModelScope's identity initialisation). Returns how many were reset."""
+    import torch
+    from diffusers.models.resnet import TemporalConvLayer
+
+    torch.manual_seed(seed)
+    blocks = [module for module in unet.modules() if isinstance(module, TemporalConvLayer)]
+    for block in blocks:
+        block.conv4[-1].reset_parameters()
+    return len(blocks)
+
+
+def _init_reversal_error(unet: Any, text_encoder: Any, tokenizer: Any, latent_shape: tuple[int, ...],
+                         timesteps: list[int], seed: int) -> float:
+    """Mean reversal error of a UNet on random latents under the empty caption (time_symmetry's measure)."""
+    import torch
+
+    from motiontune.world_models.time_symmetry import reversal_error
+
+    generator = torch.Generator().manual_seed(seed)
+    ids = tokenizer([""] * 4, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    with torch.no_grad():
+        text = text_encoder(ids)[0]
+    latents = torch.randn((4, *latent_shape), generator=generator)
+    return float(np.mean([reversal_error(unet, latents, t, text) for t in timesteps]))
+
+
 def _headline(summary: dict[str, Any]) -> dict[str, float]:
     symmetry = summary["time_symmetry"]
     ratios = symmetry["loss_ratios"]
@@ -78,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-directions", default="right,down_right,down,up_right",
                         help="translate/pan directions kept: one of each opposite pair")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="train a fresh UNet3D + text encoder with the full schedule instead of continuing")
+    parser.add_argument("--temporal-conv-init", choices=("zero", "default"), default="zero",
+                        help="with --from-scratch: the temporal convolutions' last layer at diffusers' zeros or "
+                             "PyTorch's default initialisation")
+    parser.add_argument("--stage-steps", default=None,
+                        help="with --from-scratch: 'DIFFUSION,REFINE' steps instead of the pipeline's (a quick check)")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     from motiontune.world.generator import sample_world
     from motiontune.world.spec import WorldSpec
     from motiontune.world.vocabulary import opposite_direction
-    from motiontune.world_models.backbone_training import WorldBackboneConfig, encode_clips, train_diffusion
+    from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
+    from motiontune.world_models.backbone_training import (WorldBackboneConfig, encode_clips, train_diffusion,
+                                                           world_sized_spec)
 
     world = _conf("world")["world"]
     world_backbone = _conf("world_backbone")["world_backbone"]
@@ -102,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = WorldSpec.from_params(world)
     config = WorldBackboneConfig.from_params(world_backbone["training"])
-    # The refine stage's objective and settings, its own draws (not the committed refine's batches again).
-    stage = replace(config.refine, steps=args.steps, seed=(config.refine.seed or 0) + 100)
     started = time.monotonic()
     samples = sample_world(spec, config.clips, split="train", seed=config.seed)
     kept = [s for s in samples if keep_sample(s.truth.family, dict(s.truth.params), keep_directions)]
@@ -111,46 +154,79 @@ def main(argv: list[str] | None = None) -> int:
     for sample in kept:
         families[sample.truth.family] = families.get(sample.truth.family, 0) + 1
 
-    continued = out / "world-t2v-asymmetric"
-    shutil.rmtree(continued, ignore_errors=True)
-    shutil.copytree(committed, continued)
-    vae = AutoencoderKL.from_pretrained(continued / "vae")
-    unet = UNet3DConditionModel.from_pretrained(continued / "unet")
-    text_encoder = CLIPTextModel.from_pretrained(continued / "text_encoder")
-    tokenizer = CLIPTokenizer.from_pretrained(str(continued / "tokenizer"))
-    scheduler_config = json.loads((continued / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
+    stem = "world_backbone_scratch" if args.from_scratch else "world_backbone_asymmetry"
+    trained = out / ("world-t2v-scratch" if args.from_scratch else "world-t2v-asymmetric")
+    shutil.rmtree(trained, ignore_errors=True)
+    shutil.copytree(committed, trained)  # the committed VAE, tokenizer and scheduler in either mode
+    work_dir = out / f"{stem}_work"
+    work_dir.mkdir(exist_ok=True)
+    if args.from_scratch:
+        staging = work_dir / "fresh"
+        shutil.rmtree(staging, ignore_errors=True)
+        tiny_spec = TinyBackboneSpec.from_dict(_conf("backbone")["tiny_backbone"])
+        build_tiny_backbone(staging, world_sized_spec(spec, tiny_spec, config.seed))
+        unet = UNet3DConditionModel.from_pretrained(staging / "unet")
+        text_encoder = CLIPTextModel.from_pretrained(staging / "text_encoder")
+        reset = reinitialise_temporal_conv_outputs(unet, config.seed) if args.temporal_conv_init == "default" else 0
+    else:
+        unet = UNet3DConditionModel.from_pretrained(trained / "unet")
+        text_encoder = CLIPTextModel.from_pretrained(trained / "text_encoder")
+        reset = 0
+    vae = AutoencoderKL.from_pretrained(trained / "vae")
+    tokenizer = CLIPTokenizer.from_pretrained(str(trained / "tokenizer"))
+    scheduler_config = json.loads((trained / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
     latents = encode_clips(vae, np.stack([s.frames for s in kept])) * float(vae.config.scaling_factor)
     captions = [(s.caption, appearance_caption(s)) for s in kept]
-    work_dir = out / "world_backbone_asymmetry_work"
-    work_dir.mkdir(exist_ok=True)
-    history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config, config, work_dir,
-                              f"asymmetric-{args.steps}-{sorted(keep_directions)}", stage, "asymmetric_refine")
-    unet.save_pretrained(continued / "unet")
-    text_encoder.save_pretrained(continued / "text_encoder")
+    symmetry = world_backbone["competence"]["time_symmetry"]
+    timesteps = [int(t) for t in symmetry["timesteps"]]
+    initial_reversal_error = _init_reversal_error(unet, text_encoder, tokenizer, tuple(latents.shape[1:]), timesteps,
+                                                  int(symmetry["seed"]))
+    tag = f"{stem}-{sorted(keep_directions)}-{args.temporal_conv_init}"
+    if args.from_scratch:
+        # The pipeline's schedule (its diffusion stage, then its refine stage), on the asymmetric split.
+        stages = [(config.diffusion, "diffusion"), (config.refine, "refine")]
+        if args.stage_steps:
+            counts = [int(n) for n in args.stage_steps.split(",")]
+            stages = [(replace(stage, steps=n), name) for (stage, name), n in zip(stages, counts, strict=True)]
+    else:
+        # The refine stage's objective and settings, its own draws (not the committed refine's batches again).
+        stages = [(replace(config.refine, steps=args.steps, seed=(config.refine.seed or 0) + 100), "asymmetric_refine")]
+    history: list[float] = []
+    for stage, name in stages:
+        history += train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config, config,
+                                   work_dir, f"{tag}-{name}-{asdict(stage)}", stage, name)
+    unet.save_pretrained(trained / "unet")
+    text_encoder.save_pretrained(trained / "text_encoder")
     training_seconds = time.monotonic() - started
 
     measured = {}
-    for name, folder in (("committed", committed), ("asymmetric", continued)):
+    for name, folder in (("committed", committed), ("scratch" if args.from_scratch else "asymmetric", trained)):
         begun = time.monotonic()
         summary = _competence(world, world_backbone, folder)
         measured[name] = {"headline": _headline(summary), "competence": summary,
                           "seconds": round(time.monotonic() - begun, 1)}
     report = {
-        "steps": args.steps, "stage": asdict(stage), "keep_directions": sorted(keep_directions),
+        "mode": "from_scratch" if args.from_scratch else "continued", "temporal_conv_init": args.temporal_conv_init,
+        "temporal_conv_layers_reset": reset, "initial_reversal_error_mean": initial_reversal_error,
+        "stages": {name: asdict(stage) for stage, name in stages}, "keep_directions": sorted(keep_directions),
         "dropped_families": list(DROPPED_FAMILIES), "clips_kept": len(kept), "clips_total": len(samples),
         "families_kept": families, "first_loss": float(np.mean(history[:50])), "final_loss": float(np.mean(history[-50:])),
         "training_seconds": round(training_seconds, 1), "threads": torch.get_num_threads(), "backbones": measured,
     }
-    (out / "world_backbone_asymmetry.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     keys = list(measured["committed"]["headline"])
-    lines = [f"World backbone, asymmetric continuation (issue 18 item 2): {args.steps} refine steps on {len(kept)} of "
+    steps = " then ".join(f"{stage.steps} {name} steps" for stage, name in stages)
+    how = (f"fresh UNet3D + text encoder (temporal convolutions' last layer: {args.temporal_conv_init} init, reversal "
+           f"error at init {initial_reversal_error:.3f}), committed VAE" if args.from_scratch
+           else "continued from the committed backbone")
+    lines = [f"World backbone on the asymmetric split (issue 18 item 2), {how}: {steps} on {len(kept)} of "
              f"{len(samples)} train clips (translate/pan only {', '.join(sorted(keep_directions))}; no "
              f"{', '.join(DROPPED_FAMILIES)}), {training_seconds:.0f} s. Competence: 48 videos of fast translate "
              "prompts (8 directions cycled); ratios: loss under the condition / loss under the own caption, mean over "
              "t = 900, 700, 500, 300.\n", "| backbone | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for name, entry in measured.items():
         lines.append(f"| {name} | " + " | ".join(f"{entry['headline'][k]:.3f}" for k in keys) + " |")
-    (out / "world_backbone_asymmetry.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0
 

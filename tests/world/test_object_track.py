@@ -19,7 +19,7 @@ def world(project_root) -> dict:
 
 def _clip(world: dict, colour: str, shape: str, family: str = "zigzag", side: int = 32) -> np.ndarray:
     spec = WorldSpec.from_params({**world, "height": side, "width": side})
-    params = {"direction": "right"} if family == "zigzag" else {"direction": "right", "speed": "fast"}
+    params = {"zigzag": {"direction": "right"}, "translate": {"direction": "right", "speed": "fast"}}.get(family)
     return render_sample(spec, family, params=params, colour=colour, shape=shape, background="plain", seed=4).frames
 
 
@@ -46,6 +46,22 @@ def test_the_same_motion_in_another_appearance_follows_and_its_reverse_does_not(
     assert larger["object_trajectory_similarity"] > 0.9
 
 
+def test_a_growing_reference_is_read_and_its_reverse_scores_opposite(world):
+    """Grow in place: the centroid stays put, so only the size change tells the clip from its reverse."""
+    scorer = ObjectTrackScorer.from_params(world)
+    reference = scorer.read_reference(_clip(world, "red", "square", family="grow"))
+    assert reference is not None  # an object that stays in place but grows is a motion to follow
+    follower = _clip(world, "blue", "circle", family="grow")
+    same, reverse = scorer.score(reference, follower), scorer.score(reference, follower[::-1].copy())
+    assert same["object_scale_similarity"] > 0.8 and reverse["object_scale_similarity"] < -0.8
+    still = scorer.score(reference, np.repeat(follower[:1], len(follower), axis=0))
+    assert still["object_scale_similarity"] == 0.0
+    # A reference that keeps its size has no scale column, and a still object without growth is no reference.
+    line = scorer.read_reference(_clip(world, "red", "square", family="translate"))
+    assert scorer.score(line, follower)["object_scale_similarity"] is None
+    assert scorer.read_reference(np.repeat(follower[:1], len(follower), axis=0)) is None
+
+
 def test_a_reference_without_a_world_object_leaves_the_similarity_empty(world):
     scorer = ObjectTrackScorer.from_params(world)
     grey = np.random.default_rng(0).integers(100, 140, size=(8, 32, 32, 3), dtype=np.uint8)
@@ -67,5 +83,6 @@ def test_evaluate_reports_the_object_columns_and_their_mean(world):
     assert forward > 0.9 and backward < 0.2
     assert report["mean"]["object_trajectory_similarity"] == pytest.approx((forward + backward) / 2)
     assert report["mean"]["object_found"] == 1.0
+    assert report["mean"]["object_scale_similarity"] is None  # a zigzag keeps its size
     plain = evaluate_motion(reference, generated, build_tracker("opencv_lk", grid_size=8), "lk", 2.0)
     assert "object_trajectory_similarity" not in plain["videos"][0] and "object_trajectory_similarity" not in plain["mean"]

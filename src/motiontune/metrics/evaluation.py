@@ -76,10 +76,9 @@ def evaluate_motion(
     computed = MOTION_FIDELITY_KEYS + (CLIP_KEYS if clip_scorer is not None else ())
     mean: dict[str, float | None] = {name: float(np.mean([v[name] for v in videos])) if videos else None for name in computed}
     if object_track is not None and videos:
-        similarities = [v["object_trajectory_similarity"] for v in videos if v["object_trajectory_similarity"] is not None]
-        mean["object_trajectory_similarity"] = float(np.mean(similarities)) if similarities else None
-        found = [v["object_found"] for v in videos if v["object_found"] is not None]
-        mean["object_found"] = float(np.mean(found)) if found else None
+        for key in ("object_trajectory_similarity", "object_scale_similarity", "object_found"):
+            known = [v[key] for v in videos if v[key] is not None]  # None: no reference object, or not applicable
+            mean[key] = float(np.mean(known)) if known else None
     models = {"motion_fidelity": f"{motion_fidelity_mode} mode; {tracker_description}"
                                  + ("; seeded in the foreground box" if foreground_mask is not None else "")}
     not_computed = dict(skipped or {})

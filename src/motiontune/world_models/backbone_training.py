@@ -284,6 +284,14 @@ def train_diffusion(
     return history
 
 
+def world_sized_spec(spec: WorldSpec, tiny_spec: TinyBackboneSpec, seed: int) -> TinyBackboneSpec:
+    """The tiny architecture as the world backbone has it: the world's vocabulary (every world word one token),
+    its frame side as ``sample_size``, and the training run's seed for the random initial weights."""
+    vocabulary = world_vocabulary(spec, tiny_spec.vocabulary)
+    return TinyBackboneSpec.from_dict({**asdict(tiny_spec), "vocabulary": list(vocabulary),
+                                       "sample_size": spec.side, "seed": seed})
+
+
 def train_world_backbone(
     out_dir: Path,
     spec: WorldSpec,
@@ -307,9 +315,8 @@ def train_world_backbone(
     work_dir.mkdir(parents=True, exist_ok=True)
     staging = work_dir / "backbone"
     shutil.rmtree(staging, ignore_errors=True)
-    vocabulary = world_vocabulary(spec, tiny_spec.vocabulary)
-    sized = TinyBackboneSpec.from_dict({**asdict(tiny_spec), "vocabulary": list(vocabulary),
-                                        "sample_size": spec.side, "seed": config.seed})
+    sized = world_sized_spec(spec, tiny_spec, config.seed)
+    vocabulary = sized.vocabulary
     build_tiny_backbone(staging, sized)
     vae = AutoencoderKL.from_pretrained(staging / "vae")
     unet = UNet3DConditionModel.from_pretrained(staging / "unet")

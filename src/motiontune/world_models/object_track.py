@@ -9,7 +9,9 @@ prompt names: its centroid track in the generated clip against the reference's, 
 against ground truth (``motiontune.world.scoring.trajectory_similarity``: normalised cross-correlation of
 per-frame displacements, in [-1, 1]). It applies to clips the analyser can read, one saturated object of a palette
 colour on a background (the sample data's world clips, ball_right); for other videos the reference reading is
-None and the columns stay empty.
+None and the columns stay empty. For a reference whose object grows or shrinks (grow, shrink, zoom: the centroid
+stays put, so a clip and its reverse have the same track) ``object_scale_similarity`` compares the per-frame
+log-area changes too (``motiontune.world.scoring.scale_similarity``, as the world benchmark does).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from motiontune.world.analyser import AnalyserConfig, analyse_video
-from motiontune.world.scoring import Reference, ScoringConfig, trajectory_similarity
+from motiontune.world.scoring import (Reference, ScoringConfig, reference_changes_scale, scale_similarity,
+                                      trajectory_similarity)
 from motiontune.world.spec import WorldSpec
 
 @dataclass(frozen=True)
@@ -49,27 +52,46 @@ class ObjectTrackScorer:
             return None
         return analyse_video(frames, spec, AnalyserConfig.from_params(self.world.get("analyser")))
 
+    def _scoring(self) -> ScoringConfig:
+        return ScoringConfig.from_params(self.world.get("scoring"))
+
     def read_reference(self, frames: np.ndarray) -> Reference | None:
-        """The reference's object (colour, shape, centroid track) from uint8 (F, H, W, 3) frames; None when the
-        analyser finds no object or it does not move (then no track agreement is defined)."""
+        """The reference's object (colour, shape, centroid track, areas) from uint8 (F, H, W, 3) frames; None when
+        the analyser finds no object or it neither moves nor changes size (then no agreement is defined)."""
         analysis = self._analyse(frames)
-        if analysis is None or not analysis.found or analysis.path_kind == "static":
+        if analysis is None or not analysis.found:
             return None
-        return Reference.from_analysis(analysis)
+        reference = Reference.from_analysis(analysis)
+        if analysis.path_kind == "static" and not reference_changes_scale(reference, self._scoring()):
+            return None
+        return reference
 
     def score(self, reference: Reference | None, frames: np.ndarray) -> dict[str, Any]:
-        """``object_trajectory_similarity`` of a generated uint8 (F, H, W, 3) clip's object with ``reference``'s
-        (0.0 when no object is found in enough of its frames; None without a reference object), and what was read: ``object_found``,
-        ``object_colour``, ``object_direction``."""
+        """How a generated uint8 (F, H, W, 3) clip's object follows ``reference``'s, and what was read.
+
+        ``object_trajectory_similarity``: of the centroid tracks; ``object_scale_similarity``: of the size changes,
+        only for a reference that grows or shrinks (else None). Each is 0.0 when no object is found in enough of
+        the clip's frames and None without a reference object. ``object_found``, ``object_colour``,
+        ``object_direction``: the analyser's reading.
+        """
         analysis = self._analyse(frames)
         if analysis is None:
-            return {"object_trajectory_similarity": None, "object_found": None, "object_colour": None, "object_direction": None}
+            return {key: None for key in ("object_trajectory_similarity", "object_scale_similarity", "object_found",
+                                          "object_colour", "object_direction")}
+        config = self._scoring()
         similarity: float | None = None
+        scale: float | None = None
         if reference is not None:
             similarity = 0.0
             if analysis.found:
                 result = trajectory_similarity(analysis.centroids, analysis.frame_size, reference.centroids,
-                                               reference.frame_size, ScoringConfig.from_params(self.world.get("scoring")))
+                                               reference.frame_size, config)
                 similarity = 0.0 if result is None else float(result[0])  # None: too few frames with the object
-        return {"object_trajectory_similarity": similarity, "object_found": float(analysis.found),
-                "object_colour": analysis.colour, "object_direction": analysis.direction}
+            if reference_changes_scale(reference, config):
+                scale = 0.0
+                if analysis.found:
+                    value = scale_similarity(Reference.from_analysis(analysis).areas, reference.areas, config)
+                    scale = 0.0 if value is None else value
+        return {"object_trajectory_similarity": similarity, "object_scale_similarity": scale,
+                "object_found": float(analysis.found), "object_colour": analysis.colour,
+                "object_direction": analysis.direction}
