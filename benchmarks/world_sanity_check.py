@@ -14,6 +14,7 @@ video). CPU: about a minute per method run on 2 cores.
 
     python benchmarks/world_sanity_check.py                          # translate in 4 directions, seed 0
     python benchmarks/world_sanity_check.py --directions right --methods vmc --out /tmp/sanity
+    python benchmarks/world_sanity_check.py --backbone /tmp/scratch/world-t2v-scratch --out /tmp/sanity-scratch
 """
 
 from __future__ import annotations
@@ -60,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--train-steps", type=int, default=None, help="default: the world benchmark's train.steps")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--backbone", type=Path, default=None,
+                        help="a diffusers backbone folder instead of backbone.pretrained_model (e.g. one that "
+                             "world_backbone_asymmetry.py trained)")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
+    if args.backbone is not None and not (args.backbone / "model_index.json").is_file():
+        parser.error(f"--backbone {args.backbone}: not a diffusers folder (no model_index.json)")
 
     from motiontune.pipelines.world_benchmark.nodes import benchmark_on_world
 
@@ -78,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     # are the backbone alone from each of those inits.
     world_benchmark["methods"] = [entry for entry in world_benchmark["methods"] if entry["method"] in wanted]
     params = {name: _conf(name)[name] for name in ("backbone", "world", "train", "generate", "evaluate")}
+    if args.backbone is not None:
+        params["backbone"] = {**params["backbone"], "pretrained_model": str(args.backbone.resolve())}
     os.chdir(ROOT)  # the paths in conf/ are relative to the project root, as for `kedro run`
     ray = _conf("executor")["ray"]
     fps = float(yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text(encoding="utf-8"))["video"]["fps"])

@@ -27,6 +27,10 @@ from motiontune.world.scoring import (Reference, ScoringConfig, reference_change
                                       trajectory_similarity)
 from motiontune.world.spec import WorldSpec
 
+OBJECT_KEYS = ("object_trajectory_similarity", "object_scale_similarity", "object_found", "object_colour",
+               "object_direction")
+
+
 @dataclass(frozen=True)
 class ObjectTrackScorer:
     """The world's palette, analyser and scoring settings (``world`` in conf/base/parameters_world.yml)."""
@@ -76,8 +80,7 @@ class ObjectTrackScorer:
         """
         analysis = self._analyse(frames)
         if analysis is None:
-            return {key: None for key in ("object_trajectory_similarity", "object_scale_similarity", "object_found",
-                                          "object_colour", "object_direction")}
+            return dict.fromkeys(OBJECT_KEYS)
         config = self._scoring()
         similarity: float | None = None
         scale: float | None = None
