@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage-steps", default=None,
                         help="with --from-scratch: 'DIFFUSION,REFINE' steps instead of the pipeline's (a quick check)")
     args = parser.parse_args(argv)
+    if not args.from_scratch and (args.temporal_conv_init != "zero" or args.stage_steps):
+        parser.error("--temporal-conv-init and --stage-steps need --from-scratch")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -26,6 +29,20 @@ TINY_ANIMATEDIFF = PROJECT_ROOT / "data" / "06_models" / "backbones" / "tiny-ani
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def load_script() -> Callable[[str], ModuleType]:
+    """Import a script of ``benchmarks/`` or ``scripts/`` (not a package) by its path from the project root."""
+
+    def load(relative: str) -> ModuleType:
+        path = PROJECT_ROOT / relative
+        spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_") + "_script", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,23 +13,20 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_train_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def script(load_script):
+    return load_script("benchmarks/train_step.py")
 
 
-def test_zeroscope_is_skipped_on_cpu_with_a_note(tmp_path):
-    report = load_script().main(["--configs", "zeroscope", "--device", "cpu", "--out", str(tmp_path)])
+def test_zeroscope_is_skipped_on_cpu_with_a_note(script, tmp_path):
+    report = script.main(["--configs", "zeroscope", "--device", "cpu", "--out", str(tmp_path)])
     assert "only with --device cuda" in report["configs"]["zeroscope"]["skipped"]
     written = json.loads((tmp_path / "cpu.json").read_text(encoding="utf-8"))
     assert written["configs"]["zeroscope"]["skipped"] == report["configs"]["zeroscope"]["skipped"]
     assert "Skipped: zeroscope runs only with --device cuda" in (tmp_path / "cpu.md").read_text(encoding="utf-8")
 
 
-def test_bad_arguments_are_refused():
-    script = load_script()
+def test_bad_arguments_are_refused(script):
     with pytest.raises(SystemExit):
         script.parse_args(["--configs", "huge"])
     with pytest.raises(SystemExit):

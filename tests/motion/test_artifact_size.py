@@ -1,6 +1,5 @@
 """Artifact sizes: computed by each method's own code on meta-device UNets, and README's methods table agrees."""
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -19,17 +18,13 @@ from motiontune.methods.artifact_size import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "artifact_sizes.py"
 TINY_ANIMATEDIFF = ROOT / "data" / "06_models" / "backbones" / "tiny-animatediff"
 METHOD_COLUMNS = ("motion_embeddings", "vmc", "motionmatcher", "motiondirector")
 
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("artifact_sizes_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):
+    return load_script("scripts/artifact_sizes.py")
 
 
 @pytest.fixture(scope="module")

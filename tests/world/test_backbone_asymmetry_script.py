@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import pytest
 import torch
 
 from motiontune.backbone.loading import load_backbone
 from motiontune.world_models.time_symmetry import reversal_error
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "world_backbone_asymmetry.py"
+
+@pytest.fixture(scope="module")
+def script(load_script):
+    return load_script("benchmarks/world_backbone_asymmetry.py")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("world_backbone_asymmetry", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_asymmetric_split_keeps_one_member_of_each_reversal_pair():
-    keep = _script().keep_sample
+def test_the_asymmetric_split_keeps_one_member_of_each_reversal_pair(script):
+    keep = script.keep_sample
     kept = {"right", "down_right", "down", "up_right"}
     assert keep("translate", {"direction": "right"}, kept) and not keep("translate", {"direction": "left"}, kept)
     assert keep("pan", {"direction": "down"}, kept) and not keep("pan", {"direction": "up"}, kept)
@@ -29,7 +23,7 @@ def test_the_asymmetric_split_keeps_one_member_of_each_reversal_pair():
     assert keep("circle_clockwise", {}, kept)
 
 
-def test_default_temporal_conv_init_makes_a_fresh_unet3d_time_asymmetric(project_root):
+def test_default_temporal_conv_init_makes_a_fresh_unet3d_time_asymmetric(script, project_root):
     unet = load_backbone(project_root / "data/06_models/backbones/tiny-t2v", device="cpu").unet
     generator = torch.Generator().manual_seed(0)
     size = int(unet.config.sample_size)
@@ -37,5 +31,5 @@ def test_default_temporal_conv_init_makes_a_fresh_unet3d_time_asymmetric(project
     text = torch.randn((2, 7, int(unet.config.cross_attention_dim)), generator=generator)
     assert reversal_error(unet, latents, 500, text) < 1e-4  # diffusers' zero init: exactly symmetric
     # One per resnet of the tiny UNet: 1 per down block (3), 2 in the mid block, 2 per up block (3 blocks).
-    assert _script().reinitialise_temporal_conv_outputs(unet, seed=0) == 3 + 2 + 3 * 2
+    assert script.reinitialise_temporal_conv_outputs(unet, seed=0) == 3 + 2 + 3 * 2
     assert reversal_error(unet, latents, 500, text) > 0.05
