@@ -20,9 +20,15 @@ then its refine stage); ``--temporal-conv-init default`` also gives the last lay
 PyTorch's default initialisation instead of diffusers' zeros, so the fresh UNet is not time-symmetric at step 0
 (its reversal error at init is reported). Output ``<out>/world_backbone_scratch.{json,md}`` and
 ``<out>/world-t2v-scratch``; checkpoints in ``<out>/world_backbone_scratch_work`` make a killed run resume.
+``--continue-from FOLDER`` continues another backbone folder (either family, e.g. a ``--from-scratch`` output)
+instead of the committed one, the same way; output ``world_backbone_continued.*`` and ``<FOLDER name>-continued``.
+``--layout animatediff`` makes the fresh UNet AnimateDiff's (``tiny_animatediff``: a UNetMotionModel whose motion
+modules add a sinusoidal position encoding over frames, so it is not time-symmetric at step 0 either), same VAE,
+tokenizer and noise schedule; output ``world_backbone_scratch_animatediff.*`` and ``world-t2v-scratch-animatediff``.
 
     python benchmarks/world_backbone_asymmetry.py --steps 500 --out /tmp/asymmetry
     python benchmarks/world_backbone_asymmetry.py --from-scratch --temporal-conv-init default
+    python benchmarks/world_backbone_asymmetry.py --from-scratch --layout animatediff
 """
 
 from __future__ import annotations
@@ -64,6 +70,25 @@ def _competence(world: dict[str, Any], world_backbone: dict[str, Any], backbone_
     fps = float(yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text(encoding="utf-8"))["video"]["fps"])
     _, summary, _ = measure_competence(world, {**world_backbone, "output_dir": str(backbone_dir)}, fps)
     return summary
+
+
+def copy_committed_parts(committed: Path, fresh: Path, out: Path) -> None:
+    """``out`` = the fresh backbone folder (either family) with the committed backbone's VAE, tokenizer and
+    scheduler. A fresh AnimateDiff folder's ``motion_adapter/`` is dropped: its ``unet/`` is already the combined
+    UNetMotionModel, and the adapter would go stale once that trains. Refuses a fresh tokenizer that differs from
+    the committed one (the fresh text encoder's vocabulary must be the committed tokenizer's)."""
+    for name in ("vocab.json", "merges.txt"):
+        if (fresh / "tokenizer" / name).read_bytes() != (committed / "tokenizer" / name).read_bytes():
+            raise SystemExit(f"world_backbone_asymmetry: the fresh tokenizer's {name} differs from {committed}'s")
+    shutil.copytree(fresh, out, ignore=shutil.ignore_patterns("motion_adapter"))
+    for part in ("vae", "tokenizer", "scheduler"):
+        shutil.rmtree(out / part)
+        shutil.copytree(committed / part, out / part)
+    index_path = out / "model_index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    if "motion_adapter" in index:
+        index["motion_adapter"] = [None, None]
+        index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
 
 def reinitialise_temporal_conv_outputs(unet: Any, seed: int) -> int:
@@ -115,20 +140,32 @@ def main(argv: list[str] | None = None) -> int:
                         help="translate/pan directions kept: one of each opposite pair")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--from-scratch", action="store_true",
-                        help="train a fresh UNet3D + text encoder with the full schedule instead of continuing")
+                        help="train a fresh UNet (--layout) + text encoder with the full schedule instead of continuing")
     parser.add_argument("--temporal-conv-init", choices=("zero", "default"), default="zero",
                         help="with --from-scratch: the temporal convolutions' last layer at diffusers' zeros or "
                              "PyTorch's default initialisation")
     parser.add_argument("--stage-steps", default=None,
                         help="with --from-scratch: 'DIFFUSION,REFINE' steps instead of the pipeline's (a quick check)")
+    parser.add_argument("--layout", choices=("unet3d", "animatediff"), default="unet3d",
+                        help="with --from-scratch: the fresh UNet's family, ZeroScope's UNet3D (tiny_backbone) or "
+                             "AnimateDiff's UNetMotionModel (tiny_animatediff: sinusoidal temporal position encoding)")
+    parser.add_argument("--continue-from", type=Path, default=None,
+                        help="without --from-scratch: continue this backbone folder (either family, e.g. a "
+                             "--from-scratch output) instead of the committed one")
     args = parser.parse_args(argv)
-    if not args.from_scratch and (args.temporal_conv_init != "zero" or args.stage_steps):
-        parser.error("--temporal-conv-init and --stage-steps need --from-scratch")
+    if args.from_scratch and args.continue_from:
+        parser.error("--continue-from continues a trained backbone; --from-scratch starts a fresh one")
+    if args.continue_from and not (args.continue_from / "model_index.json").is_file():
+        parser.error(f"--continue-from {args.continue_from}: not a diffusers backbone folder (no model_index.json)")
+    if not args.from_scratch and (args.temporal_conv_init != "zero" or args.stage_steps or args.layout != "unet3d"):
+        parser.error("--temporal-conv-init, --stage-steps and --layout need --from-scratch")
+    if args.layout == "animatediff" and args.temporal_conv_init != "zero":
+        parser.error("--temporal-conv-init is about UNet3D's temporal convolutions; AnimateDiff has none")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
     import torch
-    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from diffusers import AutoencoderKL, UNet3DConditionModel, UNetMotionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from motiontune.world.captions import appearance_caption
@@ -156,22 +193,34 @@ def main(argv: list[str] | None = None) -> int:
     for sample in kept:
         families[sample.truth.family] = families.get(sample.truth.family, 0) + 1
 
-    stem = "world_backbone_scratch" if args.from_scratch else "world_backbone_asymmetry"
-    trained = out / ("world-t2v-scratch" if args.from_scratch else "world-t2v-asymmetric")
+    suffix = "_animatediff" if args.layout == "animatediff" else ""
+    base = args.continue_from.resolve() if args.continue_from else committed
+    if args.from_scratch:
+        stem, trained = f"world_backbone_scratch{suffix}", out / f"world-t2v-scratch{suffix.replace('_', '-')}"
+    elif args.continue_from:
+        stem, trained = "world_backbone_continued", out / f"{base.name}-continued"
+    else:
+        stem, trained = "world_backbone_asymmetry", out / "world-t2v-asymmetric"
     shutil.rmtree(trained, ignore_errors=True)
-    shutil.copytree(committed, trained)  # the committed VAE, tokenizer and scheduler in either mode
     work_dir = out / f"{stem}_work"
     work_dir.mkdir(exist_ok=True)
     if args.from_scratch:
         staging = work_dir / "fresh"
         shutil.rmtree(staging, ignore_errors=True)
-        tiny_spec = TinyBackboneSpec.from_dict(_conf("backbone")["tiny_backbone"])
+        section = "tiny_animatediff" if args.layout == "animatediff" else "tiny_backbone"
+        tiny_spec = TinyBackboneSpec.from_dict(_conf("backbone")[section], section=section)
         build_tiny_backbone(staging, world_sized_spec(spec, tiny_spec, config.seed))
-        unet = UNet3DConditionModel.from_pretrained(staging / "unet")
+        # The fresh folder of the chosen family, with the committed VAE, tokenizer and scheduler (same latents, same
+        # noise schedule as the committed backbone: only the UNet and text encoder differ).
+        copy_committed_parts(committed, staging, trained)
+        unet = UNetMotionModel.from_pretrained(staging / "unet") if args.layout == "animatediff" \
+            else UNet3DConditionModel.from_pretrained(staging / "unet")
         text_encoder = CLIPTextModel.from_pretrained(staging / "text_encoder")
         reset = reinitialise_temporal_conv_outputs(unet, config.seed) if args.temporal_conv_init == "default" else 0
     else:
-        unet = UNet3DConditionModel.from_pretrained(trained / "unet")
+        shutil.copytree(base, trained)
+        unet_class = json.loads((trained / "unet" / "config.json").read_text(encoding="utf-8"))["_class_name"]
+        unet = (UNetMotionModel if unet_class == "UNetMotionModel" else UNet3DConditionModel).from_pretrained(trained / "unet")
         text_encoder = CLIPTextModel.from_pretrained(trained / "text_encoder")
         reset = 0
     vae = AutoencoderKL.from_pretrained(trained / "vae")
@@ -183,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     timesteps = [int(t) for t in symmetry["timesteps"]]
     initial_reversal_error = _init_reversal_error(unet, text_encoder, tokenizer, tuple(latents.shape[1:]), timesteps,
                                                   int(symmetry["seed"]))
-    tag = f"{stem}-{sorted(keep_directions)}-{args.temporal_conv_init}"
+    tag = f"{stem}-{sorted(keep_directions)}-{args.temporal_conv_init}-{args.layout}-{base.name}"
     if args.from_scratch:
         # The pipeline's schedule (its diffusion stage, then its refine stage), on the asymmetric split.
         stages = [(config.diffusion, "diffusion"), (config.refine, "refine")]
@@ -202,13 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     training_seconds = time.monotonic() - started
 
     measured = {}
-    for name, folder in (("committed", committed), ("scratch" if args.from_scratch else "asymmetric", trained)):
+    trained_name = "scratch" if args.from_scratch else "continued" if args.continue_from else "asymmetric"
+    for name, folder in (("committed", committed), (trained_name, trained)):
         begun = time.monotonic()
         summary = _competence(world, world_backbone, folder)
         measured[name] = {"headline": _headline(summary), "competence": summary,
                           "seconds": round(time.monotonic() - begun, 1)}
     report = {
-        "mode": "from_scratch" if args.from_scratch else "continued", "temporal_conv_init": args.temporal_conv_init,
+        "mode": "from_scratch" if args.from_scratch else "continued", "continued_from": None if args.from_scratch else
+        str(base.relative_to(ROOT) if base.is_relative_to(ROOT) else base), "layout": args.layout,
+        "temporal_conv_init": args.temporal_conv_init,
         "temporal_conv_layers_reset": reset, "initial_reversal_error_mean": initial_reversal_error,
         "stages": {name: asdict(stage) for stage, name in stages}, "keep_directions": sorted(keep_directions),
         "dropped_families": list(DROPPED_FAMILIES), "clips_kept": len(kept), "clips_total": len(samples),
@@ -218,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     keys = list(measured["committed"]["headline"])
     steps = " then ".join(f"{stage.steps} {name} steps" for stage, name in stages)
-    how = (f"fresh UNet3D + text encoder (temporal convolutions' last layer: {args.temporal_conv_init} init, reversal "
-           f"error at init {initial_reversal_error:.3f}), committed VAE" if args.from_scratch
-           else "continued from the committed backbone")
+    fresh = ("AnimateDiff UNetMotionModel (sinusoidal temporal position encoding)" if args.layout == "animatediff"
+             else f"UNet3D (temporal convolutions' last layer: {args.temporal_conv_init} init)")
+    how = (f"fresh {fresh} + text encoder (reversal error at init {initial_reversal_error:.3f}), committed VAE"
+           if args.from_scratch else f"continued from {'the committed backbone' if base == committed else base.name}")
     lines = [f"World backbone on the asymmetric split (issue 18 item 2), {how}: {steps} on {len(kept)} of "
              f"{len(samples)} train clips (translate/pan only {', '.join(sorted(keep_directions))}; no "
              f"{', '.join(DROPPED_FAMILIES)}), {training_seconds:.0f} s. Competence: 48 videos of fast translate "

@@ -17,6 +17,7 @@ from motiontune.world_models.backbone_training import (
     DiffusionStage,
     VaeStage,
     WorldBackboneConfig,
+    train_diffusion,
     train_world_backbone,
 )
 from motiontune.world.captions import world_vocabulary
@@ -128,3 +129,20 @@ def test_the_refine_stage_continues_from_the_second_stage(specs, trained, tmp_pa
     with pytest.raises(ValueError, match="refine: caption shares"):
         WorldBackboneConfig.from_params({"refine": {"empty_caption_share": 0.8, "appearance_caption_share": 0.5}})
 
+
+
+def test_the_diffusion_stage_trains_an_animatediff_unet_too(project_root, tmp_path):
+    """AnimateDiff takes the text per frame: the stage goes through the layout, and its motion modules learn."""
+    folder = project_root / "data/06_models/backbones/tiny-animatediff"
+    backbone = load_backbone(folder, device="cpu")  # loaded frozen, as for the motion methods
+    backbone.unet.requires_grad_(True)
+    backbone.text_encoder.requires_grad_(True)
+    before = {k: v.clone() for k, v in backbone.unet.state_dict().items() if "motion_modules" in k}
+    size = int(backbone.unet.config.sample_size)
+    latents = torch.randn((3, int(backbone.unet.config.in_channels), 8, size, size), generator=torch.Generator().manual_seed(0))
+    captions = [("a red circle moving right", "a red circle")] * 3
+    history = train_diffusion(backbone.unet, backbone.text_encoder, backbone.tokenizer, latents, captions,
+                              backbone.scheduler_config, SMALL, tmp_path, "animatediff")
+    assert len(history) == SMALL.diffusion.steps and all(torch.isfinite(torch.tensor(history)))
+    after = backbone.unet.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)

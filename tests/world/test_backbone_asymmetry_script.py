@@ -33,3 +33,18 @@ def test_default_temporal_conv_init_makes_a_fresh_unet3d_time_asymmetric(script,
     # One per resnet of the tiny UNet: 1 per down block (3), 2 in the mid block, 2 per up block (3 blocks).
     assert script.reinitialise_temporal_conv_outputs(unet, seed=0) == 3 + 2 + 3 * 2
     assert reversal_error(unet, latents, 500, text) > 0.05
+
+
+def test_a_fresh_animatediff_folder_gets_the_committed_vae_tokenizer_and_scheduler(script, project_root, tmp_path):
+    backbones = project_root / "data/06_models/backbones"
+    out = tmp_path / "combined"
+    # tiny-animatediff shares tiny-t2v's tokenizer; its scheduler (linear betas) is replaced by tiny-t2v's.
+    script.copy_committed_parts(backbones / "tiny-t2v", backbones / "tiny-animatediff", out)
+    assert sorted(p.name for p in out.iterdir()) == ["model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae"]
+    assert (out / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        (backbones / "tiny-t2v" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    backbone = load_backbone(out, device="cpu")
+    assert type(backbone.unet).__name__ == "UNetMotionModel"
+    assert backbone.scheduler_config["beta_schedule"] == "scaled_linear"
+    with pytest.raises(SystemExit, match="tokenizer's vocab.json differs"):
+        script.copy_committed_parts(backbones / "world-t2v", backbones / "tiny-animatediff", tmp_path / "refused")

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from motiontune.backbone.layout import layout_for
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 from motiontune.io.atomic import replace_folder, write_atomically
 from motiontune.training.checkpoint import fingerprint, load_checkpoint, module_weights, save_checkpoint
@@ -211,6 +212,8 @@ def train_diffusion(
 ) -> list[float]:
     """Epsilon-prediction training of UNet and text encoder; leaves the EMA weights in the models.
 
+    ``unet``: a UNet3DConditionModel or (either family goes through its layout) a UNetMotionModel.
+
     ``latents``: (N, C, F, h, w) scaled latents; ``captions``: (full, appearance-only) per clip. ``stage``:
     ``config.diffusion`` when None; ``name`` names its checkpoint file and progress bar.
     """
@@ -242,6 +245,7 @@ def train_diffusion(
     if resumed:
         for index, shadow in enumerate(ema.shadow):
             shadow.copy_(resumed.extra[f"ema.{index}"])
+    layout = layout_for(unet)  # either family: an AnimateDiff UNet takes the text per frame
     unet.train()
     text_encoder.train()
 
@@ -262,7 +266,7 @@ def train_diffusion(
         timesteps = torch.randint(num_timesteps, (stage.batch_size,), generator=generator)
         noisy = noise_scheduler.add_noise(clean, noise, timesteps)
         text = text_encoder(ids)[0]
-        prediction = unet(noisy, timesteps, encoder_hidden_states=text).sample
+        prediction = layout.predict_noise(noisy, timesteps, text)
         weight = torch.clamp(snr[timesteps], max=stage.min_snr_gamma) / snr[timesteps]
         per_sample = (prediction - noise).pow(2).mean(dim=(1, 2, 3, 4))
         loss = (weight * per_sample).mean()
