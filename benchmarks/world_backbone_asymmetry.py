@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from motiontune.world.generator import sample_world
     from motiontune.world.spec import WorldSpec
     from motiontune.world.vocabulary import opposite_direction
+    from motiontune.backbone.layout import layout_for
     from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
     from motiontune.world_models.backbone_training import (WorldBackboneConfig, encode_clips, train_diffusion,
                                                            world_sized_spec)
@@ -259,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                           "seconds": round(time.monotonic() - begun, 1)}
     report = {
         "mode": "from_scratch" if args.from_scratch else "continued", "continued_from": None if args.from_scratch else
-        str(base.relative_to(ROOT) if base.is_relative_to(ROOT) else base), "layout": args.layout,
-        "temporal_conv_init": args.temporal_conv_init,
+        str(base.relative_to(ROOT) if base.is_relative_to(ROOT) else base),
+        # What was trained, read from the UNet (a continued folder keeps its own family and initialisation).
+        "layout": layout_for(unet).family,
+        "temporal_conv_init": args.temporal_conv_init if args.from_scratch else None,
         "temporal_conv_layers_reset": reset, "initial_reversal_error_mean": initial_reversal_error,
         "stages": {name: asdict(stage) for stage, name in stages}, "keep_directions": sorted(keep_directions),
         "dropped_families": list(DROPPED_FAMILIES), "clips_kept": len(kept), "clips_total": len(samples),
