@@ -1,0 +1,93 @@
+"""Issue 18: the world benchmark's transfer scores of two backbones, side by side on the same videos.
+
+Reads world benchmark results (``results.csv`` of ``kedro run --pipelines=world_benchmark``, or
+``world_transfer_check.csv`` of ``world_sanity_check.py --targets others --benchmark-cases``), keeps the
+(case, seed, prompt) videos every input has, and writes for each backbone the lead of every method over the
+control that starts from the same noise (paired; ``same_init_controls`` as the benchmark node), in trajectory
+similarity and direction agreement, and the trajectory similarity per reference family. The controls are matched from ``conf/base`` (the methods' inference defaults),
+as in the benchmark itself.
+
+    python benchmarks/world_backbone_transfer.py \\
+        --results "world-t2v=data/08_reporting/world_benchmark/results.csv" \\
+        --results "world-t2v-animatediff=benchmarks/results/world_transfer_animatediff/world_transfer_check.csv" \\
+        --out benchmarks/results/world_backbone_transfer.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from motiontune.benchmark import methods_from_params  # noqa: E402
+from motiontune.generation.generate import GenerationConfig  # noqa: E402
+from motiontune.world_models.benchmark import (  # noqa: E402
+    Control,
+    WorldBenchmarkConfig,
+    control_leads,
+    control_leads_markdown,
+    family_markdown,
+    same_init_controls,
+)
+
+KEYS = ["case", "seed", "prompt"]
+METRICS = ("trajectory_similarity", "direction_correct")
+
+
+def _conf(name: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text(encoding="utf-8"))[name]
+
+
+def matched_controls() -> dict[str, str | None]:
+    """Each method row's same-noise control, from the world benchmark's configuration."""
+    config = _conf("world_benchmark")
+    methods = methods_from_params(config["methods"], _conf("train"))
+    controls = [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in config["controls"]]
+    generation = GenerationConfig.from_params({**_conf("generate"), **config.get("generate", {})})
+    return same_init_controls(methods, controls, generation, WorldBenchmarkConfig.from_params(config).method_variants)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", action="append", required=True, metavar="LABEL=CSV",
+                        help="a backbone's label and its world benchmark results (give two or more)")
+    parser.add_argument("--out", type=Path, required=True, help="the markdown report to write")
+    args = parser.parse_args(argv)
+    tables: dict[str, pd.DataFrame] = {}
+    for item in args.results:
+        label, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            parser.error(f"--results {item!r}: expected LABEL=CSV with an existing file")
+        tables[label] = pd.read_csv(path)
+    common = None
+    for table in tables.values():
+        keys = table[KEYS].drop_duplicates()
+        common = keys if common is None else common.merge(keys, on=KEYS)
+    if common is None or common.empty:
+        parser.error("the results share no (case, seed, prompt) video")
+    controls = matched_controls()
+    lines = [f"World benchmark transfer, backbones side by side on the same {len(common)} (case, seed, target prompt) "
+             f"videos (seeds {sorted(common['seed'].unique().tolist())}). Lead = the method's trajectory similarity "
+             "minus that of the backbone alone from the same noise, paired over videos, with a 95% bootstrap "
+             "interval.\n"]
+    for label, table in tables.items():
+        kept = table.merge(common, on=KEYS)
+        lines += [f"## {label}\n"]
+        for metric in METRICS:
+            lines.append(control_leads_markdown(control_leads(kept, controls, metric), metric))
+        lines.append(family_markdown(kept))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
