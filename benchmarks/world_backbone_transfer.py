@@ -8,8 +8,8 @@ similarity and direction agreement, and the trajectory similarity per reference 
 as in the benchmark itself.
 
     python benchmarks/world_backbone_transfer.py \\
-        --results "world-t2v=data/08_reporting/world_benchmark/results.csv" \\
-        --results "world-t2v-animatediff=benchmarks/results/world_transfer_animatediff/world_transfer_check.csv" \\
+        --results "world-t2v=benchmarks/results/world_benchmark_world_t2v.csv" \\
+        --results "world-t2v-animatediff (default)=data/08_reporting/world_benchmark/results.csv" \\
         --out benchmarks/results/world_backbone_transfer.md
 """
 

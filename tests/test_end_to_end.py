@@ -98,18 +98,17 @@ def test_configuration_changes_the_run_and_bad_values_are_rejected(project_root,
 
 
 ANIMATEDIFF = "data/06_models/backbones/tiny-animatediff"
+ZEROSCOPE_LAYOUT = "data/06_models/backbones/world-t2v"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", ["default", ANIMATEDIFF])
+@pytest.mark.parametrize(("backbone", "family"), [(ZEROSCOPE_LAYOUT, "unet3d"), (ANIMATEDIFF, "animatediff")])
 @pytest.mark.parametrize("method", ["motion_embeddings", "vmc", "motionmatcher", "motiondirector"])
-def test_every_method_customizes_through_the_same_pipeline(project_root, tmp_path, method, backbone):
-    """On the default (ZeroScope-family) backbone and on a saved AnimateDiffPipeline folder."""
+def test_every_method_customizes_through_the_same_pipeline(project_root, tmp_path, method, backbone, family):
+    """On a ZeroScope-family backbone folder and on a saved AnimateDiffPipeline folder."""
     project = copy_project(project_root, tmp_path / "project")
-    params = f"{SMALL_RUN},ingest.entries=[ball_right],train.method={method},train.steps=2"
-    if backbone != "default":
-        params += f",backbone.pretrained_model={backbone}"
-    _check_customized(project, params, method, "animatediff" if backbone == ANIMATEDIFF else "unet3d")
+    params = f"{SMALL_RUN},ingest.entries=[ball_right],train.method={method},train.steps=2,backbone.pretrained_model={backbone}"
+    _check_customized(project, params, method, family)
 
 
 @pytest.mark.slow

@@ -177,7 +177,11 @@ def load_backbone(
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)
         module.eval()
-        module.to(device=torch_device, dtype=torch_dtype)
+        # Cast only when needed: diffusers warns on any `.to(dtype=...)` of a model that lists float32 modules, even
+        # an empty list and a no-op cast (AnimateDiff's UNetMotionModel, AutoencoderKL), which users cannot act on.
+        if module.dtype != torch_dtype:
+            module.to(dtype=torch_dtype)
+        module.to(device=torch_device)
     logger.info("Loaded backbone %s%s (%s, %s)", source, f" + {adapter}" if adapter else "", torch_device, torch_dtype)
     return Backbone(
         unet=unet,
