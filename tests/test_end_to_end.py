@@ -88,7 +88,8 @@ def test_configuration_changes_the_run_and_bad_values_are_rejected(project_root,
     assert sorted(p.name for p in (project / "data/06_models/motions").iterdir() if (p / "motion.json").exists()) == ["camera_pan"]
     manifest = json.loads((project / "data/06_models/motions/camera_pan/motion.json").read_text())
     assert (manifest["num_frames"], manifest["height"], manifest["width"]) == (4, 32, 48)
-    assert len(manifest["blocks"]) == 3  # the tiny backbone's widest (64-channel) temporal blocks
+    # the default backbone's widest (64-channel) motion modules: down blocks 1 and 2 one each, up blocks 0 and 1 two each
+    assert len(manifest["blocks"]) == 6 and all(".motion_modules." in block for block in manifest["blocks"])
 
     bad = kedro(project, "--pipelines=customize", "--params=generate.debias=sideways,train.method=dreambooth")
     assert bad.returncode != 0

@@ -45,8 +45,10 @@ def backbone_sizes(script):
 
 
 def test_meta_device_sizes_equal_the_real_backbones(script, tiny_backbone):
-    """prepare() on the meta-device UNet gives the same tensors as on the loaded tiny backbone."""
-    tiny = script.tiny_architecture(ROOT)
+    """prepare() on the meta-device UNet gives the same tensors as on the loaded tiny backbone (ZeroScope layout;
+    the default backbone's layout is AnimateDiff's, whose twin the next test checks)."""
+    video = script.tiny_architecture(ROOT)  # the video size of conf/base/parameters.yml
+    tiny = Architecture.from_folder(ROOT / "data/06_models/backbones/tiny-t2v", video.num_frames, video.height, video.width, name="tiny-t2v")
     meta = meta_backbone(tiny)
     for label, (method, options) in script.configured_methods(ROOT).items():
         real = artifact_nbytes(method, options, tiny_backbone, tiny.num_frames, tiny.height, tiny.width)
