@@ -26,16 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from motiontune.benchmark import methods_from_params  # noqa: E402
-from motiontune.generation.generate import GenerationConfig  # noqa: E402
-from motiontune.world_models.benchmark import (  # noqa: E402
-    Control,
-    WorldBenchmarkConfig,
-    control_leads,
-    control_leads_markdown,
-    family_markdown,
-    same_init_controls,
-)
+from motiontune.pipelines.world_benchmark.nodes import same_noise_controls  # noqa: E402
+from motiontune.world_models.benchmark import control_leads, control_leads_markdown, family_markdown  # noqa: E402
 
 KEYS = ["case", "seed", "prompt"]
 METRICS = ("trajectory_similarity", "direction_correct")
@@ -47,11 +39,7 @@ def _conf(name: str) -> dict[str, Any]:
 
 def matched_controls() -> dict[str, str | None]:
     """Each method row's same-noise control, from the world benchmark's configuration."""
-    config = _conf("world_benchmark")
-    methods = methods_from_params(config["methods"], _conf("train"))
-    controls = [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in config["controls"]]
-    generation = GenerationConfig.from_params({**_conf("generate"), **config.get("generate", {})})
-    return same_init_controls(methods, controls, generation, WorldBenchmarkConfig.from_params(config).method_variants)
+    return same_noise_controls(_conf("world_benchmark"), _conf("train"), _conf("generate"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,10 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from motiontune.benchmark import methods_from_params
-from motiontune.generation.generate import GenerationConfig
-from motiontune.pipelines.world_benchmark.nodes import benchmark_on_world
-from motiontune.world_models.benchmark import Control, WorldBenchmarkConfig, control_leads, same_init_controls
+from motiontune.pipelines.world_benchmark.nodes import benchmark_on_world, same_noise_controls
+from motiontune.world_models.benchmark import control_leads
 
 CASE = {"family": "zigzag", "params": {"direction": "right"}}
 TRAIN_STEPS = 100
@@ -71,10 +69,7 @@ def test_the_best_method_transfers_more_motion_than_the_control_from_its_noise(p
     )
     assert "clip_text_similarity" in markdown and results["clip_text_similarity"].notna().all()
     assert "control (same noise init)" in markdown
-    controls = same_init_controls(methods_from_params(settings["methods"], train),
-                                  [Control(item["label"], dict(item.get("generate") or {})) for item in settings["controls"]],
-                                  GenerationConfig.from_params({**generate, **narrowed["generate"]}),
-                                  WorldBenchmarkConfig.from_params(narrowed).method_variants)
+    controls = same_noise_controls(narrowed, train, generate)
     leads = control_leads(results, controls).set_index("Method")
     print(leads.round(3).to_string(), summary.set_index("Method")["colour_correct"].to_string(), sep="\n")  # the docstring table (pytest -s)
     assert set(leads.index) == set(controls)  # every method row has its control

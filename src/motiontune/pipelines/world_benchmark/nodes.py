@@ -33,6 +33,23 @@ from motiontune.world.scoring import ScoringConfig
 from motiontune.world.spec import WorldSpec
 
 
+def _controls(world_benchmark: dict[str, Any]) -> list[Control]:
+    return [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in world_benchmark["controls"]]
+
+
+def _generation(generate: dict[str, Any], world_benchmark: dict[str, Any]) -> GenerationConfig:
+    """Sampling of every run: ``generate`` with the benchmark's overrides."""
+    return GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})})
+
+
+def same_noise_controls(world_benchmark: dict[str, Any], train: dict[str, Any], generate: dict[str, Any]) -> dict[str, str | None]:
+    """Each method row's control that starts from the same noise (``same_init_controls``), from the parameters the
+    benchmark node reads: for reports of its results outside a run."""
+    config = WorldBenchmarkConfig.from_params(world_benchmark)
+    return same_init_controls(methods_from_params(world_benchmark["methods"], train), _controls(world_benchmark),
+                              _generation(generate, world_benchmark), config.method_variants)
+
+
 def benchmark_on_world(
     backbone: dict[str, Any],
     world: dict[str, Any],
@@ -47,8 +64,8 @@ def benchmark_on_world(
     config = WorldBenchmarkConfig.from_params(world_benchmark)
     tracker, _ = motion_tracker(evaluate)
     methods = methods_from_params(world_benchmark["methods"], train)
-    controls = [Control(label=item["label"], generate=dict(item.get("generate") or {})) for item in world_benchmark["controls"]]
-    generation = GenerationConfig.from_params({**generate, **world_benchmark.get("generate", {})})
+    controls = _controls(world_benchmark)
+    generation = _generation(generate, world_benchmark)
     executor = build_executor(str(world_benchmark.get("executor", "local")), ray)  # connects before any work
     try:
         results, videos = run_world_benchmark(
