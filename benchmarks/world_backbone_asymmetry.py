@@ -1,5 +1,11 @@
 """Issue 18, item 2: does a time-asymmetric training split make the world backbone time-asymmetric?
 
+The experiments that led to the default backbone. Its recipe (AnimateDiff layout, world-t2v's VAE, the asymmetric
+split, diffusion + refine + 4800 continued steps, as ``--from-scratch --layout animatediff`` then
+``--continue-from``) is now the ``world_backbone`` pipeline's (conf/base/parameters_world_backbone.yml; at 3, 2 and 2 steps it gives
+these two calls' weights bitwise). "The committed backbone" below is the default named there
+(``world_backbone.output_dir``); the reports in benchmarks/results/ were written when it was world-t2v.
+
 The committed world backbone's train split is (nearly) closed under time reversal: every translate and pan
 direction comes with its opposite, grow with shrink, zoom in with zoom out. Under the empty and appearance-only
 captions (35% of its training captions) the best denoiser of such data is itself reversal-equivariant, and the
@@ -48,20 +54,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-DROPPED_FAMILIES = ("shrink", "zoom_out")  # the reverses of grow and zoom_in
 
 
 def _conf(name: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text(encoding="utf-8"))
 
 
-def keep_sample(family: str, params: dict[str, Any], keep_directions: set[str]) -> bool:
-    """Whether a train clip stays in the asymmetric split."""
-    if family in DROPPED_FAMILIES:
-        return False
-    if family in ("translate", "pan"):
-        return str(params.get("direction")) in keep_directions
-    return True
+# The default backbone's split (conf/base world_backbone.training.split): the reverses of grow and zoom_in dropped,
+# translate and pan in one direction of each opposite pair.
+SPLIT = _conf("world_backbone")["world_backbone"]["training"]["split"]
+DROPPED_FAMILIES = tuple(SPLIT["left_out_families"])
 
 
 def _competence(world: dict[str, Any], world_backbone: dict[str, Any], backbone_dir: Path) -> dict[str, Any]:
@@ -74,21 +76,12 @@ def _competence(world: dict[str, Any], world_backbone: dict[str, Any], backbone_
 
 def copy_committed_parts(committed: Path, fresh: Path, out: Path) -> None:
     """``out`` = the fresh backbone folder (either family) with the committed backbone's VAE, tokenizer and
-    scheduler. A fresh AnimateDiff folder's ``motion_adapter/`` is dropped: its ``unet/`` is already the combined
-    UNetMotionModel, and the adapter would go stale once that trains. Refuses a fresh tokenizer that differs from
-    the committed one (the fresh text encoder's vocabulary must be the committed tokenizer's)."""
-    for name in ("vocab.json", "merges.txt"):
-        if (fresh / "tokenizer" / name).read_bytes() != (committed / "tokenizer" / name).read_bytes():
-            raise SystemExit(f"world_backbone_asymmetry: the fresh tokenizer's {name} differs from {committed}'s")
-    shutil.copytree(fresh, out, ignore=shutil.ignore_patterns("motion_adapter"))
-    for part in ("vae", "tokenizer", "scheduler"):
-        shutil.rmtree(out / part)
-        shutil.copytree(committed / part, out / part)
-    index_path = out / "model_index.json"
-    index = json.loads(index_path.read_text(encoding="utf-8"))
-    if "motion_adapter" in index:
-        index["motion_adapter"] = [None, None]
-        index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    scheduler, and no stale ``motion_adapter/`` (the library's steps for ``parts_from``)."""
+    from motiontune.world_models.backbone_training import adopt_parts, drop_motion_adapter
+
+    shutil.copytree(fresh, out)
+    drop_motion_adapter(out)
+    adopt_parts(committed, out)
 
 
 def reinitialise_temporal_conv_outputs(unet: Any, seed: int) -> int:
@@ -136,7 +129,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--keep-directions", default="right,down_right,down,up_right",
+    parser.add_argument("--keep-directions", default=",".join(SPLIT["kept_directions"]),
                         help="translate/pan directions kept: one of each opposite pair")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--from-scratch", action="store_true",
@@ -174,22 +167,25 @@ def main(argv: list[str] | None = None) -> int:
     from motiontune.world.vocabulary import opposite_direction
     from motiontune.backbone.layout import layout_for
     from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
-    from motiontune.world_models.backbone_training import (WorldBackboneConfig, encode_clips, train_diffusion,
-                                                           world_sized_spec)
+    from motiontune.world_models.backbone_training import (TrainSplit, WorldBackboneConfig, encode_clips,
+                                                           train_diffusion, world_sized_spec)
 
     world = _conf("world")["world"]
     world_backbone = _conf("world_backbone")["world_backbone"]
-    committed = ROOT / world_backbone["output_dir"]
+    committed = ROOT / world_backbone["output_dir"]   # the default backbone: what is continued and compared against
+    parts = ROOT / world_backbone["training"]["parts_from"]   # world-t2v: the VAE, tokenizer and scheduler
     keep_directions = set(args.keep_directions.split(","))
     for direction in keep_directions:
         if opposite_direction(direction) in keep_directions:
             parser.error(f"--keep-directions keeps both {direction} and its opposite")
 
     spec = WorldSpec.from_params(world)
+    # The stages' settings (the default's recipe); this experiment's own split, VAE and layout come from its flags.
     config = WorldBackboneConfig.from_params(world_backbone["training"])
     started = time.monotonic()
     samples = sample_world(spec, config.clips, split="train", seed=config.seed)
-    kept = [s for s in samples if keep_sample(s.truth.family, dict(s.truth.params), keep_directions)]
+    split = TrainSplit(left_out_families=DROPPED_FAMILIES, kept_directions=tuple(sorted(keep_directions)))
+    kept = [s for s in samples if split.keeps(s)]
     families: dict[str, int] = {}
     for sample in kept:
         families[sample.truth.family] = families.get(sample.truth.family, 0) + 1
@@ -211,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         section = "tiny_animatediff" if args.layout == "animatediff" else "tiny_backbone"
         tiny_spec = TinyBackboneSpec.from_dict(_conf("backbone")[section], section=section)
         build_tiny_backbone(staging, world_sized_spec(spec, tiny_spec, config.seed))
-        # The fresh folder of the chosen family, with the committed VAE, tokenizer and scheduler (same latents, same
-        # noise schedule as the committed backbone: only the UNet and text encoder differ).
-        copy_committed_parts(committed, staging, trained)
+        # The fresh folder of the chosen family, with world-t2v's VAE, tokenizer and scheduler (same latents, same
+        # noise schedule as the committed backbones: only the UNet and text encoder differ).
+        copy_committed_parts(parts, staging, trained)
         unet = UNetMotionModel.from_pretrained(staging / "unet") if args.layout == "animatediff" \
             else UNet3DConditionModel.from_pretrained(staging / "unet")
         text_encoder = CLIPTextModel.from_pretrained(staging / "text_encoder")

@@ -16,11 +16,13 @@ import yaml
 
 STAGES = ["ingest", "encode", "train", "generate", "evaluate"]
 # Measured once and committed (an hour of CPU training, the benchmark): `dvc repro` verifies them, never reruns them.
-FROZEN_STAGES = ["world_backbone", "world_clip", "world_benchmark"]
+FROZEN_STAGES = ["world_backbone_world_t2v", "world_backbone", "world_clip", "world_benchmark"]
+# A stage that runs another stage's pipeline in a Kedro environment of its own (conf/<env>): stage -> (pipeline, env).
+ENVIRONMENT_STAGES = {"world_backbone_world_t2v": ("world_backbone", "world_t2v")}
 # What a `git clone` of the repository holds that the pipeline needs (plus the git-tracked .gitkeep files).
 CLONE_PARTS = (
-    "pyproject.toml", "src", "conf/base", "data/01_raw", "data/06_models/backbones", "data/06_models/clip",
-    "data/08_reporting/world_backbone", "data/08_reporting/world_clip", "data/08_reporting/world_benchmark",
+    "pyproject.toml", "src", "conf/base", "conf/world_t2v", "data/01_raw", "data/06_models/backbones", "data/06_models/clip",
+    "data/08_reporting/world_backbone", "data/08_reporting/world_backbone_world_t2v", "data/08_reporting/world_clip", "data/08_reporting/world_benchmark",
     "dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore", "conf/local/.gitkeep",
 )
 TINY = {
@@ -106,7 +108,10 @@ def test_stages_call_the_kedro_pipelines_with_existing_deps_and_params(project_r
     pipelines = register_pipelines()
     produced = {path for stage in stages.values() for path in _outs(stage)}
     for name, stage in stages.items():
-        assert stage["cmd"].startswith(f"kedro run --pipelines={name}") and name in pipelines
+        pipeline, env = ENVIRONMENT_STAGES.get(name, (name, None))
+        assert stage["cmd"].startswith(f"kedro run --pipelines={pipeline}" + (f" --env {env}" if env else "")) and pipeline in pipelines
+        if env:  # its parameters are the environment's
+            assert any(f"conf/{env}/" in next(iter(entry)) for entry in stage["params"]), name
         for dep in stage["deps"]:
             assert (project_root / dep).exists() or dep in produced, f"{name}: dep {dep} neither in the repository nor a stage output"
         for entry in stage["params"]:
@@ -117,7 +122,7 @@ def test_stages_call_the_kedro_pipelines_with_existing_deps_and_params(project_r
     assert not (project_root / "params.yaml").exists()
     # the code a stage runs is among its deps
     for name in STAGES + FROZEN_STAGES:
-        assert f"src/motiontune/pipelines/{name}" in stages[name]["deps"]
+        assert f"src/motiontune/pipelines/{ENVIRONMENT_STAGES.get(name, (name,))[0]}" in stages[name]["deps"]
     assert "train" in yaml.safe_load((project_root / "conf/base/parameters_train.yml").read_text())
 
 

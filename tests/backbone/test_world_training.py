@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -15,8 +17,10 @@ from motiontune.backbone.loading import load_backbone
 from motiontune.backbone.tiny import TinyBackboneSpec
 from motiontune.world_models.backbone_training import (
     DiffusionStage,
+    TrainSplit,
     VaeStage,
     WorldBackboneConfig,
+    WorldBackboneError,
     train_diffusion,
     train_world_backbone,
 )
@@ -146,3 +150,85 @@ def test_the_diffusion_stage_trains_an_animatediff_unet_too(project_root, tmp_pa
     assert len(history) == SMALL.diffusion.steps and all(torch.isfinite(torch.tensor(history)))
     after = backbone.unet.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+# --------------------------------------------------------------------------- the default's recipe (issue 18)
+
+
+@pytest.fixture(scope="module")
+def animatediff_spec(project_root: Path) -> TinyBackboneSpec:
+    tiny = yaml.safe_load((project_root / "conf/base/parameters_backbone.yml").read_text())["tiny_animatediff"]
+    return TinyBackboneSpec.from_dict(tiny, section="tiny_animatediff")
+
+
+ASYMMETRIC = TrainSplit(left_out_families=("shrink", "zoom_out"), kept_directions=("right", "down_right", "down", "up_right"))
+
+
+def test_the_split_leaves_out_the_named_families_and_directions(specs):
+    samples = sample_world(specs[0], 300, split="train", seed=0)
+    kept = [s for s in samples if ASYMMETRIC.keeps(s)]
+    dropped = [s for s in samples if not ASYMMETRIC.keeps(s)]
+    assert kept and dropped and TrainSplit().keeps(dropped[0])  # the default split keeps every clip
+    assert not {s.family for s in kept} & {"shrink", "zoom_out"}
+    directions = {str(dict(s.truth.params)["direction"]) for s in kept if "direction" in dict(s.truth.params)}
+    assert directions and directions <= set(ASYMMETRIC.kept_directions)
+    assert {s.family for s in kept} >= {"translate", "grow", "circle_clockwise"}  # families without a direction stay
+    assert {s.family for s in dropped if s.family not in ("shrink", "zoom_out")} <= {"translate", "pan"}
+    with pytest.raises(ValueError, match=r"split\.left_out_families: unknown family 'shrinks'.*split\.kept_directions: unknown direction 'rightward'"):
+        WorldBackboneConfig.from_params({"split": {"left_out_families": ["shrinks"], "kept_directions": ["rightward"]}})
+    with pytest.raises(ValueError, match=r"architecture: must be one of tiny_backbone, tiny_animatediff, got 'tiny'"):
+        WorldBackboneConfig.from_params({"architecture": "tiny"})
+    with pytest.raises(ValueError, match=r"parts_from: '/nowhere' is not a backbone folder"):
+        WorldBackboneConfig.from_params({"parts_from": "/nowhere"})
+
+
+def _unet_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_an_animatediff_backbone_on_another_backbones_vae_with_a_continuation(specs, animatediff_spec, trained, tmp_path):
+    """The default's recipe: AnimateDiff layout, the VAE/tokenizer/scheduler of a trained world backbone (stage 1
+    skipped), an asymmetric split, and a fourth stage that is exactly continuing the saved three-stage folder."""
+    source, source_summary = trained
+    config = replace(SMALL, architecture="tiny_animatediff", parts_from=str(source), split=ASYMMETRIC,
+                     continuation=DiffusionStage(steps=2, batch_size=2, warmup_steps=0, final_learning_rate_share=1.0, seed=11))
+    out = tmp_path / "animatediff"
+    summary = train_world_backbone(out, specs[0], animatediff_spec, config, tmp_path / "work")
+    backbone = load_backbone(out, device="cpu")
+    assert backbone.family == "animatediff" and not (out / "motion_adapter").exists()
+    assert json.loads((out / "model_index.json").read_text())["motion_adapter"] == [None, None]
+    for part, name in (("vae", "diffusion_pytorch_model.safetensors"), ("tokenizer", "vocab.json"), ("scheduler", "scheduler_config.json")):
+        assert (out / part / name).read_bytes() == (source / part / name).read_bytes(), part
+    assert summary["vae_steps"] == 0 and summary["vae_final_loss"] is None
+    assert summary["vae_scaling_factor"] == source_summary["vae_scaling_factor"]
+    assert summary["layout"] == "animatediff" and summary["continuation_steps"] == 2 and summary["continuation_first_loss"] > 0
+    drawn = sample_world(specs[0], SMALL.clips, split="train", seed=SMALL.seed)
+    assert summary["clips_kept"] == sum(ASYMMETRIC.keeps(s) for s in drawn) < SMALL.clips
+
+    # The same recipe without the fourth stage, then that stage run on the saved folder: bitwise the same weights.
+    three = tmp_path / "three"
+    train_world_backbone(three, specs[0], animatediff_spec, replace(config, continuation=DiffusionStage(steps=0)), tmp_path / "work3")
+    saved = load_backbone(three, device="cpu")
+    saved.unet.requires_grad_(True)
+    saved.text_encoder.requires_grad_(True)
+    from motiontune.world.captions import appearance_caption
+    from motiontune.world_models.backbone_training import encode_clips
+
+    kept = [s for s in drawn if ASYMMETRIC.keeps(s)]
+    latents = encode_clips(saved.vae, np.stack([s.frames for s in kept])) * float(saved.vae.config.scaling_factor)
+    train_diffusion(saved.unet, saved.text_encoder, saved.tokenizer, latents, [(s.caption, appearance_caption(s)) for s in kept],
+                    saved.scheduler_config, config, tmp_path / "work4", "continued", config.continuation, "continuation")
+    continued = saved.unet.state_dict()
+    assert all(torch.equal(continued[k], v) for k, v in _unet_weights(out).items())
+    assert any(not torch.equal(continued[k], v) for k, v in _unet_weights(three).items())
+
+
+def test_parts_from_a_backbone_of_another_vocabulary_is_refused(specs, animatediff_spec, trained, tmp_path):
+    source, _ = trained
+    other = tmp_path / "other-words"
+    shutil.copytree(source, other)
+    vocab = json.loads((other / "tokenizer" / "vocab.json").read_text())
+    (other / "tokenizer" / "vocab.json").write_text(json.dumps({**vocab, "zebra</w>": len(vocab)}))
+    config = replace(SMALL, architecture="tiny_animatediff", parts_from=str(other))
+    with pytest.raises(WorldBackboneError, match=r"parts_from: .*other-words's tokenizer \(vocab\.json\) is not the world's vocabulary"):
+        train_world_backbone(tmp_path / "out", specs[0], animatediff_spec, config, tmp_path / "work")

@@ -14,13 +14,10 @@ def script(load_script):
     return load_script("benchmarks/world_backbone_asymmetry.py")
 
 
-def test_the_asymmetric_split_keeps_one_member_of_each_reversal_pair(script):
-    keep = script.keep_sample
-    kept = {"right", "down_right", "down", "up_right"}
-    assert keep("translate", {"direction": "right"}, kept) and not keep("translate", {"direction": "left"}, kept)
-    assert keep("pan", {"direction": "down"}, kept) and not keep("pan", {"direction": "up"}, kept)
-    assert keep("grow", {}, kept) and not keep("shrink", {}, kept) and not keep("zoom_out", {}, kept)
-    assert keep("circle_clockwise", {}, kept)
+def test_the_scripts_split_is_the_one_its_reports_were_measured_on(script):
+    """The experiment reads the default backbone's split from conf/base; its reports name this one."""
+    assert script.DROPPED_FAMILIES == ("shrink", "zoom_out")
+    assert script.SPLIT["kept_directions"] == ["right", "down_right", "down", "up_right"]
 
 
 def test_default_temporal_conv_init_makes_a_fresh_unet3d_time_asymmetric(script, project_root):
@@ -46,5 +43,5 @@ def test_a_fresh_animatediff_folder_gets_the_committed_vae_tokenizer_and_schedul
     backbone = load_backbone(out, device="cpu")
     assert type(backbone.unet).__name__ == "UNetMotionModel"
     assert backbone.scheduler_config["beta_schedule"] == "scaled_linear"
-    with pytest.raises(SystemExit, match="tokenizer's vocab.json differs"):
+    with pytest.raises(ValueError, match=r"tokenizer \(vocab\.json\) is not the world's vocabulary"):
         script.copy_committed_parts(backbones / "world-t2v", backbones / "tiny-animatediff", tmp_path / "refused")

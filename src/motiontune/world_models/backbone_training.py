@@ -1,4 +1,4 @@
-"""Train the embedded backbone on the motion world: VAE first, then UNet3D and text encoder together, then refine.
+"""Train the embedded backbone on the motion world: VAE first, then UNet and text encoder together, then refine.
 
     config = WorldBackboneConfig.from_params(params["world_backbone"])
     train_world_backbone(out_dir, spec, tiny_spec, config, work_dir)   # diffusers folder in out_dir
@@ -17,6 +17,14 @@ Staged, because the latents must be fixed before the diffusion model learns them
 3. **Refine** (``refine.steps`` > 0): the same objective continued from stage 2's averaged weights with a fresh
    optimizer, a constant learning rate, a faster average and its own seed. Measured on the committed backbone,
    600 such steps after 1800 raised its colour accuracy from 0.54 to 0.88 (README, "The motion world").
+4. **Continuation** (``continuation.steps`` > 0): once more the same, from stage 3's averaged weights, fresh
+   optimizer and seed: what continuing a saved backbone folder does (issue 18 trained the default 4800 such steps).
+
+Either UNet family (``architecture``: ZeroScope's UNet3D or AnimateDiff's UNetMotionModel, whose motion modules
+add a position encoding over frames); ``parts_from`` reuses another trained backbone's VAE (with its scaling
+factor), tokenizer and scheduler instead of stage 1, so both families share one latent space; ``split`` may
+leave out one member of each reversal pair of the train families, so that the data no longer rewards a
+time-symmetric denoiser (issue 18, README "The motion world").
 
 Everything is drawn from one seeded generator, and checkpoints in ``work_dir`` (the training package's, as the
 motion methods' loop writes them: :mod:`motiontune.training.checkpoint`) let a killed run resume where it
@@ -37,17 +45,22 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from motiontune.backbone.layout import layout_for
+from motiontune.backbone.loading import UNET_3D, UNET_MOTION
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 from motiontune.io.atomic import replace_folder, write_atomically
 from motiontune.training.checkpoint import fingerprint, load_checkpoint, module_weights, save_checkpoint
 from motiontune.training.schedules import warmup_cosine_share
 from motiontune.training.steps import run_steps
+from motiontune.errors import UserError
 from motiontune.world.captions import appearance_caption, world_vocabulary
-from motiontune.world.generator import sample_world
+from motiontune.world.generator import WorldSample, sample_world
+from motiontune.world.motions import MOTION_FAMILIES
 from motiontune.sections import build_section
 from motiontune.world.spec import WorldSpec
+from motiontune.world.vocabulary import DIRECTION_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -82,14 +95,55 @@ class DiffusionStage:
 
 
 @dataclass(frozen=True)
-class WorldBackboneConfig:
-    """``world_backbone`` parameters (conf/base/parameters_world_backbone.yml)."""
+class TrainSplit:
+    """Which of the world's train clips the backbone trains on (defaults: all of them).
 
+    ``left_out_families``: families dropped entirely (issue 18 drops shrink and zoom_out, the reverses of grow and
+    zoom_in). ``kept_directions``: when not empty, a clip whose motion has a ``direction`` parameter (translate,
+    pan) stays only if its direction is one of these (issue 18 keeps one of each opposite pair).
+    """
+
+    left_out_families: tuple[str, ...] = ()
+    kept_directions: tuple[str, ...] = ()
+
+    def keeps(self, sample: WorldSample) -> bool:
+        """Whether ``sample`` (a train clip) is in the split."""
+        if sample.truth.family in self.left_out_families:
+            return False
+        direction = dict(sample.truth.params).get("direction")
+        return not self.kept_directions or direction is None or str(direction) in self.kept_directions
+
+    def problems(self) -> list[str]:
+        problems = [f"left_out_families: unknown family '{name}' (known: {', '.join(sorted(MOTION_FAMILIES))})"
+                    for name in self.left_out_families if name not in MOTION_FAMILIES]
+        return problems + [f"kept_directions: unknown direction '{name}' (known: {', '.join(DIRECTION_NAMES)})"
+                           for name in self.kept_directions if name not in DIRECTION_NAMES]
+
+
+# ``architecture`` values: the sections of conf/base/parameters_backbone.yml a world backbone can be built from.
+ARCHITECTURES = ("tiny_backbone", "tiny_animatediff")
+STAGES = ("vae", "diffusion", "refine", "continuation")
+
+
+@dataclass(frozen=True)
+class WorldBackboneConfig:
+    """``world_backbone.training`` parameters (conf/base/parameters_world_backbone.yml).
+
+    ``architecture``: the parameters_backbone.yml section of the fresh model (the caller passes that section's
+    spec; ``tiny_backbone``: ZeroScope's UNet3D, ``tiny_animatediff``: AnimateDiff's UNetMotionModel).
+    ``parts_from``: a trained backbone folder whose VAE, tokenizer and scheduler are taken instead of training
+    stage 1 (``vae`` is then unused); None trains the VAE.
+    """
+
+    architecture: str = "tiny_backbone"
+    parts_from: str | None = None
+    split: TrainSplit = TrainSplit()
     seed: int = 0
     clips: int = 4000
     vae: VaeStage = VaeStage()
     diffusion: DiffusionStage = DiffusionStage()
     refine: DiffusionStage = DiffusionStage(steps=0)
+    continuation: DiffusionStage = DiffusionStage(steps=0)
     checkpoint_every: int = 100
     log_every: int = 50
     threads: int | None = None
@@ -98,18 +152,22 @@ class WorldBackboneConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldBackboneConfig:
         values = dict(params)
-        for stage in ("vae", "diffusion", "refine"):  # a stage left out takes its stage class's defaults
-            values[stage] = values.get(stage) or {}
+        for name in (*STAGES, "split"):  # a stage left out takes its stage class's defaults
+            values[name] = values.get(name) or {}
         return build_section(cls, values, "world_backbone")
 
     def problems(self) -> list[str]:
         """Range errors, one line each (:func:`~motiontune.sections.build_section` raises them together)."""
         problems = [] if self.clips >= 1 else [f"clips: must be at least 1, got {self.clips}"]
-        for name in ("vae", "diffusion", "refine"):
+        if self.architecture not in ARCHITECTURES:
+            problems.append(f"architecture: must be one of {', '.join(ARCHITECTURES)}, got '{self.architecture}'")
+        if self.parts_from is not None and not (Path(self.parts_from) / "model_index.json").is_file():
+            problems.append(f"parts_from: '{self.parts_from}' is not a backbone folder (no model_index.json)")
+        for name in STAGES:
             stage = getattr(self, name)
             if stage.steps < 0 or stage.batch_size < 1 or stage.learning_rate <= 0:
                 problems.append(f"{name}: steps >= 0, batch_size >= 1 and learning_rate > 0 are required")
-        for name in ("diffusion", "refine"):
+        for name in STAGES[1:]:
             stage = getattr(self, name)
             shares = stage.empty_caption_share + stage.appearance_caption_share
             if not 0 <= shares <= 1:
@@ -296,6 +354,36 @@ def world_sized_spec(spec: WorldSpec, tiny_spec: TinyBackboneSpec, seed: int) ->
                                        "sample_size": spec.side, "seed": seed})
 
 
+class WorldBackboneError(UserError, ValueError):
+    """The world backbone cannot be trained as configured (e.g. ``parts_from`` does not fit the fresh model)."""
+
+
+def adopt_parts(source: Path, folder: Path) -> None:
+    """Replace the fresh backbone ``folder``'s VAE, tokenizer and scheduler by those of the trained ``source``.
+
+    The fresh text encoder's vocabulary is the world's, so ``source``'s tokenizer files must be the fresh ones
+    (:class:`WorldBackboneError` otherwise).
+    """
+    for name in ("vocab.json", "merges.txt"):
+        if (folder / "tokenizer" / name).read_bytes() != (source / "tokenizer" / name).read_bytes():
+            raise WorldBackboneError(f"world_backbone.training.parts_from: {source}'s tokenizer ({name}) is not the "
+                                     "world's vocabulary of this architecture; take the parts of a world backbone")
+    for part in ("vae", "tokenizer", "scheduler"):
+        shutil.rmtree(folder / part)
+        shutil.copytree(source / part, folder / part)
+
+
+def drop_motion_adapter(folder: Path) -> None:
+    """A fresh AnimateDiff folder holds ``motion_adapter/`` beside the combined UNetMotionModel in ``unet/``: the
+    adapter would go stale once the UNet trains, so the saved backbone has none (the loader needs none)."""
+    shutil.rmtree(folder / "motion_adapter", ignore_errors=True)
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    if "motion_adapter" in index:
+        index["motion_adapter"] = [None, None]
+        index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
 def train_world_backbone(
     out_dir: Path,
     spec: WorldSpec,
@@ -303,13 +391,15 @@ def train_world_backbone(
     config: WorldBackboneConfig,
     work_dir: Path,
 ) -> dict[str, Any]:
-    """Build the tiny architecture with the world's vocabulary, train it, save it to ``out_dir``.
+    """Build the tiny architecture ``tiny_spec`` (either family; ``config.architecture``'s section) with the
+    world's vocabulary, train it, save it to ``out_dir``.
 
     The model is assembled in ``work_dir/backbone`` and replaces ``out_dir`` only once complete, so a run that
     dies leaves the previous backbone in place (and its checkpoints to resume from). Returns a summary (losses,
     scaling factor, timings) that is also written as ``out_dir/training_summary.json``.
     """
-    from diffusers import AutoencoderKL, UNet3DConditionModel
+    import diffusers
+    from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTokenizer
 
     if config.threads:
@@ -322,25 +412,44 @@ def train_world_backbone(
     sized = world_sized_spec(spec, tiny_spec, config.seed)
     vocabulary = sized.vocabulary
     build_tiny_backbone(staging, sized)
+    drop_motion_adapter(staging)
+    parts_from = Path(config.parts_from) if config.parts_from else None
+    if parts_from is not None:
+        adopt_parts(parts_from, staging)
     vae = AutoencoderKL.from_pretrained(staging / "vae")
-    unet = UNet3DConditionModel.from_pretrained(staging / "unet")
+    unet_class = json.loads((staging / "unet" / "config.json").read_text(encoding="utf-8"))["_class_name"]
+    if unet_class not in (UNET_3D, UNET_MOTION):
+        raise WorldBackboneError(f"world_backbone: the fresh model's unet is a {unet_class}, not a video UNet")
+    unet = getattr(diffusers, unet_class).from_pretrained(staging / "unet")
     text_encoder = CLIPTextModel.from_pretrained(staging / "text_encoder")
     tokenizer = CLIPTokenizer.from_pretrained(str(staging / "tokenizer"))
     scheduler_config = json.loads((staging / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
 
     started = time.monotonic()
-    samples = sample_world(spec, config.clips, split="train", seed=config.seed)
+    drawn = sample_world(spec, config.clips, split="train", seed=config.seed)
+    samples = [sample for sample in drawn if config.split.keeps(sample)]
+    if not samples:
+        raise WorldBackboneError("world_backbone.training.split: leaves none of the train clips")
     clips = np.stack([s.frames for s in samples])
     captions = [(s.caption, appearance_caption(s)) for s in samples]
-    logger.info("world: %d training clips of %s", len(samples), clips.shape[1:])
+    families: dict[str, int] = {}
+    for sample in samples:
+        families[sample.truth.family] = families.get(sample.truth.family, 0) + 1
+    logger.info("world: %d training clips of %s (%d drawn)", len(samples), clips.shape[1:], len(drawn))
 
-    base = fingerprint(spec, sized, config.seed, config.clips)
-    vae_fingerprint = fingerprint(base, config.vae)
-    vae_history = train_vae(vae, clips.reshape(-1, *clips.shape[2:]), config, work_dir, vae_fingerprint)
+    # A resumed run must share the clips and, with parts_from, the very VAE weights it encodes them with.
+    adopted = [load_file(str(path)) for path in sorted((staging / "vae").glob("*.safetensors"))] if parts_from else []
+    base = fingerprint(spec, sized, config.seed, config.clips, config.split,
+                       tensors=[tensor for weights in adopted for _, tensor in sorted(weights.items())])
+    vae_history: list[float] = []
+    if parts_from is None:
+        vae_history = train_vae(vae, clips.reshape(-1, *clips.shape[2:]), config, work_dir, fingerprint(base, config.vae))
     vae_seconds = time.monotonic() - started
 
     raw = encode_clips(vae, clips)
-    scaling_factor = float(1.0 / raw.std())
+    # Latent diffusion's unit-variance latents: 1 / std of the training latents, or the adopted VAE's own factor
+    # (the latent space it was trained and measured in).
+    scaling_factor = float(vae.config.scaling_factor) if parts_from else float(1.0 / raw.std())
     vae.register_to_config(scaling_factor=scaling_factor)
     latents = raw * scaling_factor
     with torch.no_grad():
@@ -348,17 +457,16 @@ def train_world_backbone(
         reconstruction = vae.decode(vae.encode(check).latent_dist.mean).sample.clamp(-1, 1)
         reconstruction_psnr = float(10 * torch.log10(4.0 / F.mse_loss(reconstruction, check)))
 
-    diffusion_fingerprint = fingerprint(base, config.vae, config.diffusion)
-    diffusion_started = time.monotonic()
-    diffusion_history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config,
-                                        config, work_dir, diffusion_fingerprint)
-    diffusion_seconds = time.monotonic() - diffusion_started
-    refine_started = time.monotonic()
-    refine_history: list[float] = []
-    if config.refine.steps:
-        refine_history = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config, config,
-                                         work_dir, fingerprint(diffusion_fingerprint, config.refine), config.refine, "refine")
-    refine_seconds = time.monotonic() - refine_started
+    stage_fingerprint = fingerprint(base, None if parts_from else config.vae)
+    histories: dict[str, list[float]] = {"vae": vae_history}
+    seconds: dict[str, float] = {"vae": vae_seconds}
+    for name in STAGES[1:]:
+        stage = getattr(config, name)
+        stage_fingerprint = fingerprint(stage_fingerprint, stage)
+        stage_started = time.monotonic()
+        histories[name] = train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config, config,
+                                          work_dir, stage_fingerprint, stage, name) if stage.steps else []
+        seconds[name] = time.monotonic() - stage_started
 
     vae.save_pretrained(staging / "vae")
     unet.save_pretrained(staging / "unet")
@@ -370,31 +478,31 @@ def train_world_backbone(
     def head_mean(history: list[float]) -> float | None:
         return float(np.mean(history[:config.log_every])) if history else None
 
-    summary = {
+    summary: dict[str, Any] = {
+        "architecture": config.architecture,
+        "layout": layout_for(unet).family,
+        "parts_from": config.parts_from,
         "clips": config.clips,
+        "clips_kept": len(samples),
+        "families_kept": families,
+        "split": {key: list(value) for key, value in asdict(config.split).items()},
         "frame_size": [spec.height, spec.width],
         "num_frames": spec.num_frames,
         "held_out_families": list(spec.held_out_families),
         "vocabulary_words": len(vocabulary),
-        "vae_steps": config.vae.steps,
+        "vae_steps": 0 if parts_from else config.vae.steps,
         "vae_final_loss": tail_mean(vae_history),
         "vae_reconstruction_psnr_db": reconstruction_psnr,
         "vae_scaling_factor": scaling_factor,
-        "diffusion_steps": config.diffusion.steps,
-        "diffusion_first_loss": head_mean(diffusion_history),
-        "diffusion_final_loss": tail_mean(diffusion_history),
-        "refine_steps": config.refine.steps,
-        "refine_first_loss": head_mean(refine_history),
-        "refine_final_loss": tail_mean(refine_history),
-        "vae_seconds": round(vae_seconds, 1),
-        "diffusion_seconds": round(diffusion_seconds, 1),
-        "refine_seconds": round(refine_seconds, 1),
-        "threads": torch.get_num_threads(),
     }
+    for name in STAGES[1:]:
+        summary |= {f"{name}_steps": getattr(config, name).steps, f"{name}_first_loss": head_mean(histories[name]),
+                    f"{name}_final_loss": tail_mean(histories[name])}
+    summary |= {f"{name}_seconds": round(value, 1) for name, value in seconds.items()}
+    summary["threads"] = torch.get_num_threads()
     (staging / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     replace_folder(staging, out_dir)
-    histories = {"vae": vae_history, "diffusion": diffusion_history, "refine": refine_history}
     write_atomically(work_dir / "loss_history.json", lambda p: p.write_text(json.dumps(histories) + "\n", encoding="utf-8"))
-    for stage_name in ("vae", "diffusion", "refine"):
+    for stage_name in STAGES:
         (work_dir / f"{stage_name}_checkpoint.safetensors").unlink(missing_ok=True)
     return summary

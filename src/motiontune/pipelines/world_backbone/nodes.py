@@ -21,14 +21,16 @@ from motiontune.world_models.time_symmetry import TimeSymmetryConfig, time_symme
 logger = logging.getLogger(__name__)
 
 
-def train_backbone(world: dict[str, Any], tiny_backbone: dict[str, Any], world_backbone: dict[str, Any]) -> dict[str, Any]:
-    """Train and save the backbone to ``world_backbone.output_dir``; returns the training summary."""
+def train_backbone(
+    world: dict[str, Any], tiny_backbone: dict[str, Any], tiny_animatediff: dict[str, Any], world_backbone: dict[str, Any],
+) -> dict[str, Any]:
+    """Train and save the backbone to ``world_backbone.output_dir``, built from the parameters_backbone.yml section
+    that ``world_backbone.training.architecture`` names; returns the training summary."""
     config = WorldBackboneConfig.from_params(world_backbone["training"])
-    summary = train_world_backbone(
-        Path(world_backbone["output_dir"]), WorldSpec.from_params(world), TinyBackboneSpec.from_dict(tiny_backbone),
-        config, Path(world_backbone["work_dir"]),
-    )
-    return summary
+    architectures = {"tiny_backbone": tiny_backbone, "tiny_animatediff": tiny_animatediff}
+    tiny_spec = TinyBackboneSpec.from_dict(architectures[config.architecture], section=config.architecture)
+    return train_world_backbone(Path(world_backbone["output_dir"]), WorldSpec.from_params(world), tiny_spec, config,
+                                Path(world_backbone["work_dir"]))
 
 
 def measure_competence_after_training(

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_backbone,
-                inputs=["params:world", "params:tiny_backbone", "params:world_backbone"],
+                inputs=["params:world", "params:tiny_backbone", "params:tiny_animatediff", "params:world_backbone"],
                 outputs="world_backbone_training_summary",
                 name="train_world_backbone",
             ),
