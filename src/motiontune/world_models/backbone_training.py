@@ -37,6 +37,7 @@ import json
 import logging
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +46,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from motiontune.backbone.layout import layout_for
 from motiontune.backbone.loading import UNET_3D, UNET_MOTION
@@ -432,15 +432,12 @@ def train_world_backbone(
         raise WorldBackboneError("world_backbone.training.split: leaves none of the train clips")
     clips = np.stack([s.frames for s in samples])
     captions = [(s.caption, appearance_caption(s)) for s in samples]
-    families: dict[str, int] = {}
-    for sample in samples:
-        families[sample.truth.family] = families.get(sample.truth.family, 0) + 1
+    families = dict(Counter(sample.truth.family for sample in samples))
     logger.info("world: %d training clips of %s (%d drawn)", len(samples), clips.shape[1:], len(drawn))
 
     # A resumed run must share the clips and, with parts_from, the very VAE weights it encodes them with.
-    adopted = [load_file(str(path)) for path in sorted((staging / "vae").glob("*.safetensors"))] if parts_from else []
     base = fingerprint(spec, sized, config.seed, config.clips, config.split,
-                       tensors=[tensor for weights in adopted for _, tensor in sorted(weights.items())])
+                       tensors=list(vae.state_dict().values()) if parts_from else [])
     vae_history: list[float] = []
     if parts_from is None:
         vae_history = train_vae(vae, clips.reshape(-1, *clips.shape[2:]), config, work_dir, fingerprint(base, config.vae))
