@@ -14,6 +14,7 @@ video); ``world_transfer_check.{md,csv}`` with ``--targets others``. CPU: about 
 
     python benchmarks/world_sanity_check.py                          # translate in 4 directions, seed 0
     python benchmarks/world_sanity_check.py --directions right --methods vmc --out /tmp/sanity
+    python benchmarks/world_sanity_check.py --methods vmc --method-options '{"vmc_form": "l2"}' --out /tmp/vmc-l2
     python benchmarks/world_sanity_check.py --backbone /tmp/scratch/world-t2v-scratch --out /tmp/sanity-scratch
     python benchmarks/world_sanity_check.py --targets others --out /tmp/transfer   # the benchmark's transfer targets
 """
@@ -21,6 +22,7 @@ video); ``world_transfer_check.{md,csv}`` with ``--targets others``. CPU: about 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference: regenerate the reference's own caption (the sanity check); others: the "
                              "world benchmark's transfer targets (another colour and shape), on the same cases")
     parser.add_argument("--train-steps", type=int, default=None, help="default: the world benchmark's train.steps")
+    parser.add_argument("--method-options", type=json.loads, default={},
+                        help='JSON merged over the options of every selected method, e.g. \'{"vmc_form": "l2"}\'')
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--backbone", type=Path, default=None,
                         help="a diffusers backbone folder instead of backbone.pretrained_model (e.g. one that "
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.methods.split(",")
     # Each method from its own noise init, and (world_benchmark.method_variants) from random noise; the controls
     # are the backbone alone from each of those inits.
-    world_benchmark["methods"] = [entry for entry in world_benchmark["methods"] if entry["method"] in wanted]
+    world_benchmark["methods"] = [{**entry, "options": {**entry["options"], **args.method_options}}
+                                  for entry in world_benchmark["methods"] if entry["method"] in wanted]
     params = {name: _conf(name)[name] for name in ("backbone", "world", "train", "generate", "evaluate")}
     if args.backbone is not None:
         params["backbone"] = {**params["backbone"], "pretrained_model": str(args.backbone.resolve())}
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"World sanity check (issue 18 item 1): backbone {params['backbone']['pretrained_model']}, "
               + ("the world benchmark's cases" if args.benchmark_cases else f"translate {args.directions}")
               + f", seeds {args.seeds}, train steps "
-              f"{world_benchmark.get('train', {}).get('steps')}; "
+              f"{world_benchmark.get('train', {}).get('steps')}"
+              + (f", method options {json.dumps(args.method_options)}" if args.method_options else "") + "; "
               + ("target = the reference's own caption. " if args.targets == "reference" else
                  f"targets = {world_benchmark['targets_per_case']} prompts of another colour and shape per case "
                  "(transfer). ")
