@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                              "world_backbone_asymmetry.py trained)")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
+    if not isinstance(args.method_options, dict):
+        parser.error(f"--method-options: a JSON object of option names and values, got {args.method_options!r}")
     if args.backbone is not None and not (args.backbone / "model_index.json").is_file():
         parser.error(f"--backbone {args.backbone}: not a diffusers folder (no model_index.json)")
 
