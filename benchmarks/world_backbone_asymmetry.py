@@ -35,11 +35,20 @@ tokenizer and noise schedule; output ``world_backbone_scratch_animatediff.*`` an
     python benchmarks/world_backbone_asymmetry.py --steps 500 --out /tmp/asymmetry
     python benchmarks/world_backbone_asymmetry.py --from-scratch --temporal-conv-init default
     python benchmarks/world_backbone_asymmetry.py --from-scratch --layout animatediff
+
+On a GPU (issue 18: "where a GPU is available, train there"): ``--device cuda`` trains there (the same CPU-drawn
+batches); ``--batch-size`` sets the continued stage's batch; ``--seconds S`` replaces ``--steps`` by as many
+hundreds of steps as fit in S seconds, timed on 60 probe steps of a throwaway copy; ``--no-competence`` leaves the
+competence to a later CPU run (``--measure-only FOLDER``: the competence of the committed backbone and FOLDER).
+
+    python benchmarks/world_backbone_asymmetry.py --continue-from data/06_models/backbones/world-t2v-animatediff \
+        --device cuda --batch-size 128 --seconds 360 --no-competence --out $OUT
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import sys
@@ -126,6 +135,59 @@ def _headline(summary: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def steps_text(stages: list[tuple[Any, str]]) -> str:
+    return " then ".join(f"{stage.steps} {name} steps (batch {stage.batch_size})" for stage, name in stages)
+
+
+def _measure(world: dict[str, Any], world_backbone: dict[str, Any], folders: dict[str, Path]) -> dict[str, Any]:
+    measured = {}
+    for name, folder in folders.items():
+        begun = time.monotonic()
+        summary = _competence(world, world_backbone, folder)
+        measured[name] = {"headline": _headline(summary), "competence": summary,
+                          "seconds": round(time.monotonic() - begun, 1)}
+    return measured
+
+
+def _measure_only(folder: Path, out: Path) -> int:
+    """The competence of the committed backbone and ``folder`` side by side (a GPU-trained folder, measured on the
+    CPU as every committed competence is): ``<out>/world_backbone_measured.{json,md}``."""
+    world = _conf("world")["world"]
+    world_backbone = _conf("world_backbone")["world_backbone"]
+    measured = _measure(world, world_backbone, {"committed": ROOT / world_backbone["output_dir"], folder.name: folder})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "world_backbone_measured.json").write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
+    keys = list(measured["committed"]["headline"])
+    lines = [f"Competence of the committed backbone and {folder.name} (CPU).\n", "| backbone | " + " | ".join(keys) + " |",
+             "|---|" + "---:|" * len(keys)]
+    lines += [f"| {name} | " + " | ".join(f"{entry['headline'][k]:.3f}" for k in keys) + " |"
+              for name, entry in measured.items()]
+    (out / "world_backbone_measured.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+def _steps_that_fit(seconds: float, stage: Any, unet: Any, text_encoder: Any, tokenizer: Any, latents: Any,
+                    captions: list[tuple[str, str]], scheduler_config: dict[str, Any], config: Any,
+                    work_dir: Path) -> int:
+    """Hundreds of ``stage`` steps that fit in ``seconds``, timed on 60 steps of throwaway copies (warm-up
+    included, so the estimate errs short)."""
+    from motiontune.world_models.backbone_training import train_diffusion
+
+    probe_dir = work_dir / "probe"
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    probe_dir.mkdir(parents=True)
+    probe_steps = 60
+    begun = time.monotonic()
+    train_diffusion(copy.deepcopy(unet), copy.deepcopy(text_encoder), tokenizer, latents, captions, scheduler_config,
+                    replace(config, progress_bar=False), probe_dir, "probe", replace(stage, steps=probe_steps), "probe")
+    per_step = (time.monotonic() - begun) / probe_steps
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    steps = max(100, int(seconds / per_step) // 100 * 100)
+    print(f"probe: {per_step * 1000:.1f} ms per step -> {steps} steps in {seconds:.0f} s")
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500)
@@ -145,7 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--continue-from", type=Path, default=None,
                         help="without --from-scratch: continue this backbone folder (either family, e.g. a "
                              "--from-scratch output) instead of the committed one")
+    parser.add_argument("--device", default="cpu", help="where the diffusion steps run: cpu, cuda")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="without --from-scratch: the continued stage's batch (default: the refine stage's)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="without --from-scratch: as many hundreds of steps as fit in this many seconds")
+    parser.add_argument("--no-competence", action="store_true", help="train and save only (measure later)")
+    parser.add_argument("--measure-only", type=Path, default=None,
+                        help="no training: the competence of the committed backbone and this folder")
     args = parser.parse_args(argv)
+    if args.measure_only:
+        return _measure_only(args.measure_only.resolve(), args.out.resolve())
+    if args.from_scratch and (args.seconds or args.batch_size):
+        parser.error("--seconds and --batch-size are about the continued stage, not --from-scratch")
     if args.from_scratch and args.continue_from:
         parser.error("--continue-from continues a trained backbone; --from-scratch starts a fresh one")
     if args.continue_from and not (args.continue_from / "model_index.json").is_file():
@@ -181,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = WorldSpec.from_params(world)
     # The stages' settings (the default's recipe); this experiment's own split, VAE and layout come from its flags.
-    config = WorldBackboneConfig.from_params(world_backbone["training"])
+    config = WorldBackboneConfig.from_params({**world_backbone["training"], "device": args.device})
     started = time.monotonic()
     samples = sample_world(spec, config.clips, split="train", seed=config.seed)
     split = TrainSplit(left_out_families=DROPPED_FAMILIES, kept_directions=tuple(sorted(keep_directions)))
@@ -238,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
             stages = [(replace(stage, steps=n), name) for (stage, name), n in zip(stages, counts, strict=True)]
     else:
         # The refine stage's objective and settings, its own draws (not the committed refine's batches again).
-        stages = [(replace(config.refine, steps=args.steps, seed=(config.refine.seed or 0) + 100), "asymmetric_refine")]
+        stage = replace(config.refine, steps=args.steps, seed=(config.refine.seed or 0) + 100,
+                        batch_size=args.batch_size or config.refine.batch_size)
+        if args.seconds:
+            stage = replace(stage, steps=_steps_that_fit(args.seconds, stage, unet, text_encoder, tokenizer, latents,
+                                                         captions, scheduler_config, config, work_dir))
+        stages = [(stage, "asymmetric_refine")]
     history: list[float] = []
     for stage, name in stages:
         history += train_diffusion(unet, text_encoder, tokenizer, latents, captions, scheduler_config, config,
@@ -247,13 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     text_encoder.save_pretrained(trained / "text_encoder")
     training_seconds = time.monotonic() - started
 
-    measured = {}
     trained_name = "scratch" if args.from_scratch else "continued" if args.continue_from else "asymmetric"
-    for name, folder in (("committed", committed), (trained_name, trained)):
-        begun = time.monotonic()
-        summary = _competence(world, world_backbone, folder)
-        measured[name] = {"headline": _headline(summary), "competence": summary,
-                          "seconds": round(time.monotonic() - begun, 1)}
+    measured = {} if args.no_competence else _measure(world, world_backbone, {"committed": committed,
+                                                                              trained_name: trained})
     report = {
         "mode": "from_scratch" if args.from_scratch else "continued", "continued_from": None if args.from_scratch else
         str(base.relative_to(ROOT) if base.is_relative_to(ROOT) else base),
@@ -264,11 +339,15 @@ def main(argv: list[str] | None = None) -> int:
         "stages": {name: asdict(stage) for stage, name in stages}, "keep_directions": sorted(keep_directions),
         "dropped_families": list(DROPPED_FAMILIES), "clips_kept": len(kept), "clips_total": len(samples),
         "families_kept": families, "first_loss": float(np.mean(history[:50])), "final_loss": float(np.mean(history[-50:])),
-        "training_seconds": round(training_seconds, 1), "threads": torch.get_num_threads(), "backbones": measured,
+        "training_seconds": round(training_seconds, 1), "threads": torch.get_num_threads(), "device": args.device,
+        "backbones": measured,
     }
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if not measured:
+        print(f"trained {trained} ({steps_text(stages)}, {training_seconds:.0f} s); competence not measured")
+        return 0
     keys = list(measured["committed"]["headline"])
-    steps = " then ".join(f"{stage.steps} {name} steps" for stage, name in stages)
+    steps = steps_text(stages)
     fresh = ("AnimateDiff UNetMotionModel (sinusoidal temporal position encoding)" if args.layout == "animatediff"
              else f"UNet3D (temporal convolutions' last layer: {args.temporal_conv_init} init)")
     how = (f"fresh {fresh} + text encoder (reversal error at init {initial_reversal_error:.3f}), committed VAE"

@@ -120,6 +120,9 @@ def test_bad_parameters_are_refused_in_one_message():
         WorldBackboneConfig.from_params({"vae": {"stepz": 3}})
     with pytest.raises(ValueError, match="caption shares"):
         WorldBackboneConfig.from_params({"diffusion": {"empty_caption_share": 0.8, "appearance_caption_share": 0.5}})
+    with pytest.raises(ValueError, match=r"device: 'gpu0' is not a torch device"):
+        WorldBackboneConfig.from_params({"device": "gpu0"})
+    assert WorldBackboneConfig.from_params({"device": "cuda:1"}).device == "cuda:1"  # parsed, not opened
 
 
 def test_the_refine_stage_continues_from_the_second_stage(specs, trained, tmp_path):

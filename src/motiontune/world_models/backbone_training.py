@@ -132,7 +132,9 @@ class WorldBackboneConfig:
     ``architecture``: the parameters_backbone.yml section of the fresh model (the caller passes that section's
     spec; ``tiny_backbone``: ZeroScope's UNet3D, ``tiny_animatediff``: AnimateDiff's UNetMotionModel).
     ``parts_from``: a trained backbone folder whose VAE, tokenizer and scheduler are taken instead of training
-    stage 1 (``vae`` is then unused); None trains the VAE.
+    stage 1 (``vae`` is then unused); None trains the VAE. ``device``: where the diffusion stages run (``cpu``,
+    ``cuda``, ``cuda:1``); the random draws stay on the CPU's generator, so a stage draws the same batches, noise
+    and timesteps on either device.
     """
 
     architecture: str = "tiny_backbone"
@@ -147,6 +149,7 @@ class WorldBackboneConfig:
     checkpoint_every: int = 100
     log_every: int = 50
     threads: int | None = None
+    device: str = "cpu"
     progress_bar: bool = True
 
     @classmethod
@@ -161,6 +164,10 @@ class WorldBackboneConfig:
         problems = [] if self.clips >= 1 else [f"clips: must be at least 1, got {self.clips}"]
         if self.architecture not in ARCHITECTURES:
             problems.append(f"architecture: must be one of {', '.join(ARCHITECTURES)}, got '{self.architecture}'")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            problems.append(f"device: '{self.device}' is not a torch device (cpu, cuda, cuda:1)")
         if self.parts_from is not None and not (Path(self.parts_from) / "model_index.json").is_file():
             problems.append(f"parts_from: '{self.parts_from}' is not a backbone folder (no model_index.json)")
         for name in STAGES:
@@ -284,13 +291,19 @@ def train_diffusion(
     snr = alphas / (1 - alphas)
     num_timesteps = len(alphas)
 
+    device = torch.device(config.device)
+    snr = snr.to(device)
+
     def tokens(texts: list[str]) -> torch.Tensor:
         return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                         return_tensors="pt").input_ids
+                         return_tensors="pt").input_ids.to(device)
 
     full_ids = tokens([full for full, _ in captions])
     appearance_ids = tokens([appearance for _, appearance in captions])
     empty_ids = tokens([""])[0]
+    latents = latents.to(device)
+    unet.to(device)
+    text_encoder.to(device)
 
     parameters = [p for p in unet.parameters()] + [p for p in text_encoder.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=stage.learning_rate, weight_decay=stage.weight_decay)
@@ -314,14 +327,14 @@ def train_diffusion(
         for group in optimizer.param_groups:
             group["lr"] = stage.learning_rate * warmup_cosine_share(step, stage.steps, stage.warmup_steps,
                                                                    stage.final_learning_rate_share)
-        index = torch.randint(len(latents), (stage.batch_size,), generator=generator)
-        draw = torch.rand(stage.batch_size, generator=generator)
+        index = torch.randint(len(latents), (stage.batch_size,), generator=generator).to(device)
+        draw = torch.rand(stage.batch_size, generator=generator).to(device)
         ids = torch.where((draw < stage.empty_caption_share)[:, None], empty_ids[None, :],
                           torch.where((draw < stage.empty_caption_share + stage.appearance_caption_share)[:, None],
                                       appearance_ids[index], full_ids[index]))
         clean = latents[index]
-        noise = torch.randn(clean.shape, generator=generator)
-        timesteps = torch.randint(num_timesteps, (stage.batch_size,), generator=generator)
+        noise = torch.randn(clean.shape, generator=generator).to(device)
+        timesteps = torch.randint(num_timesteps, (stage.batch_size,), generator=generator).to(device)
         noisy = noise_scheduler.add_noise(clean, noise, timesteps)
         text = text_encoder(ids)[0]
         prediction = layout.predict_noise(noisy, timesteps, text)
@@ -341,8 +354,8 @@ def train_diffusion(
 
     _run_stage(name, stage.steps, start, step_fn, save, config, history)
     ema.copy_to_model()
-    unet.eval()
-    text_encoder.eval()
+    unet.to("cpu").eval()  # callers save and measure on the CPU, whichever device trained
+    text_encoder.to("cpu").eval()
     return history
 
 
