@@ -135,7 +135,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def steps_text(stages: list[tuple[Any, str]]) -> str:
+def _steps_text(stages: list[tuple[Any, str]]) -> str:
     return " then ".join(f"{stage.steps} {name} steps (batch {stage.batch_size})" for stage, name in stages)
 
 
@@ -149,6 +149,14 @@ def _measure(world: dict[str, Any], world_backbone: dict[str, Any], folders: dic
     return measured
 
 
+def _headline_table(measured: dict[str, Any]) -> list[str]:
+    """The backbones' headline competence as markdown table lines, one row per backbone."""
+    keys = list(next(iter(measured.values()))["headline"])
+    lines = ["| backbone | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    return lines + [f"| {name} | " + " | ".join(f"{entry['headline'][k]:.3f}" for k in keys) + " |"
+                    for name, entry in measured.items()]
+
+
 def _measure_only(folder: Path, out: Path) -> int:
     """The competence of the committed backbone and ``folder`` side by side (a GPU-trained folder, measured on the
     CPU as every committed competence is): ``<out>/world_backbone_measured.{json,md}``."""
@@ -157,11 +165,7 @@ def _measure_only(folder: Path, out: Path) -> int:
     measured = _measure(world, world_backbone, {"committed": ROOT / world_backbone["output_dir"], folder.name: folder})
     out.mkdir(parents=True, exist_ok=True)
     (out / "world_backbone_measured.json").write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
-    keys = list(measured["committed"]["headline"])
-    lines = [f"Competence of the committed backbone and {folder.name} (CPU).\n", "| backbone | " + " | ".join(keys) + " |",
-             "|---|" + "---:|" * len(keys)]
-    lines += [f"| {name} | " + " | ".join(f"{entry['headline'][k]:.3f}" for k in keys) + " |"
-              for name, entry in measured.items()]
+    lines = [f"Competence of the committed backbone and {folder.name} (CPU).\n", *_headline_table(measured)]
     (out / "world_backbone_measured.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0
@@ -344,10 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if not measured:
-        print(f"trained {trained} ({steps_text(stages)}, {training_seconds:.0f} s); competence not measured")
+        print(f"trained {trained} ({_steps_text(stages)}, {training_seconds:.0f} s); competence not measured")
         return 0
-    keys = list(measured["committed"]["headline"])
-    steps = steps_text(stages)
+    steps = _steps_text(stages)
     fresh = ("AnimateDiff UNetMotionModel (sinusoidal temporal position encoding)" if args.layout == "animatediff"
              else f"UNet3D (temporal convolutions' last layer: {args.temporal_conv_init} init)")
     how = (f"fresh {fresh} + text encoder (reversal error at init {initial_reversal_error:.3f}), committed VAE"
@@ -356,9 +359,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{len(samples)} train clips (translate/pan only {', '.join(sorted(keep_directions))}; no "
              f"{', '.join(DROPPED_FAMILIES)}), {training_seconds:.0f} s. Competence: 48 videos of fast translate "
              "prompts (8 directions cycled); ratios: loss under the condition / loss under the own caption, mean over "
-             "t = 900, 700, 500, 300.\n", "| backbone | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
-    for name, entry in measured.items():
-        lines.append(f"| {name} | " + " | ".join(f"{entry['headline'][k]:.3f}" for k in keys) + " |")
+             "t = 900, 700, 500, 300.\n", *_headline_table(measured)]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from motiontune.backbone.layout import layout_for
-from motiontune.backbone.loading import UNET_3D, UNET_MOTION
+from motiontune.backbone.loading import UNET_3D, UNET_MOTION, BackboneError, resolve_device
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 from motiontune.io.atomic import replace_folder, write_atomically
 from motiontune.training.checkpoint import fingerprint, load_checkpoint, module_weights, save_checkpoint
@@ -133,7 +133,7 @@ class WorldBackboneConfig:
     spec; ``tiny_backbone``: ZeroScope's UNet3D, ``tiny_animatediff``: AnimateDiff's UNetMotionModel).
     ``parts_from``: a trained backbone folder whose VAE, tokenizer and scheduler are taken instead of training
     stage 1 (``vae`` is then unused); None trains the VAE. ``device``: where the diffusion stages run (``cpu``,
-    ``cuda``, ``cuda:1``); the random draws stay on the CPU's generator, so a stage draws the same batches, noise
+    ``cuda``, ``cuda:1``; ``auto``: CUDA when present); the random draws stay on the CPU's generator, so a stage draws the same batches, noise
     and timesteps on either device.
     """
 
@@ -165,9 +165,9 @@ class WorldBackboneConfig:
         if self.architecture not in ARCHITECTURES:
             problems.append(f"architecture: must be one of {', '.join(ARCHITECTURES)}, got '{self.architecture}'")
         try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            problems.append(f"device: '{self.device}' is not a torch device (cpu, cuda, cuda:1)")
+            resolve_device(self.device)
+        except BackboneError:
+            problems.append(f"device: '{self.device}' is not a torch device (cpu, cuda, cuda:1, auto)")
         if self.parts_from is not None and not (Path(self.parts_from) / "model_index.json").is_file():
             problems.append(f"parts_from: '{self.parts_from}' is not a backbone folder (no model_index.json)")
         for name in STAGES:
@@ -291,7 +291,7 @@ def train_diffusion(
     snr = alphas / (1 - alphas)
     num_timesteps = len(alphas)
 
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     snr = snr.to(device)
 
     def tokens(texts: list[str]) -> torch.Tensor:
