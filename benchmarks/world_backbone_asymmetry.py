@@ -216,14 +216,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="without --from-scratch: the continued stage's batch (default: the refine stage's)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="without --from-scratch: as many hundreds of steps as fit in this many seconds")
+    parser.add_argument("--simplified-caption-share", type=float, default=None,
+                        help="without --from-scratch: the continued stage's share of colour-free captions (VMC's "
+                             "simplified prompt; default: the refine stage's)")
     parser.add_argument("--no-competence", action="store_true", help="train and save only (measure later)")
     parser.add_argument("--measure-only", type=Path, default=None,
                         help="no training: the competence of the committed backbone and this folder")
     args = parser.parse_args(argv)
     if args.measure_only:
         return _measure_only(args.measure_only.resolve(), args.out.resolve())
-    if args.from_scratch and (args.seconds or args.batch_size):
-        parser.error("--seconds and --batch-size are about the continued stage, not --from-scratch")
+    if args.from_scratch and (args.seconds or args.batch_size or args.simplified_caption_share is not None):
+        parser.error("--seconds, --batch-size and --simplified-caption-share are about the continued stage, not "
+                     "--from-scratch")
     if args.from_scratch and args.continue_from:
         parser.error("--continue-from continues a trained backbone; --from-scratch starts a fresh one")
     if args.continue_from and not (args.continue_from / "model_index.json").is_file():
@@ -260,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = WorldSpec.from_params(world)
     # The stages' settings (the default's recipe); this experiment's own split, VAE and layout come from its flags.
     config = WorldBackboneConfig.from_params({**world_backbone["training"], "device": args.device})
+    if args.simplified_caption_share is not None:  # checked before the clips are drawn and encoded
+        shared = replace(config.refine, simplified_caption_share=args.simplified_caption_share)
+        if problems := WorldBackboneConfig(continuation=shared).problems():
+            parser.error(f"--simplified-caption-share: {'; '.join(problems)}")
     started = time.monotonic()
     samples = sample_world(spec, config.clips, split="train", seed=config.seed)
     split = TrainSplit(left_out_families=DROPPED_FAMILIES, kept_directions=tuple(sorted(keep_directions)))
@@ -318,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         # The refine stage's objective and settings, its own draws (not the committed refine's batches again).
         stage = replace(config.refine, steps=args.steps, seed=(config.refine.seed or 0) + 100,
                         batch_size=args.batch_size or config.refine.batch_size)
+        if args.simplified_caption_share is not None:
+            stage = replace(stage, simplified_caption_share=args.simplified_caption_share)
         if args.seconds:
             stage = replace(stage, steps=_steps_that_fit(args.seconds, stage, unet, text_encoder, tokenizer, latents,
                                                          captions, scheduler_config, config, work_dir))
@@ -354,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     fresh = ("AnimateDiff UNetMotionModel (sinusoidal temporal position encoding)" if args.layout == "animatediff"
              else f"UNet3D (temporal convolutions' last layer: {args.temporal_conv_init} init)")
     how = (f"fresh {fresh} + text encoder (reversal error at init {initial_reversal_error:.3f}), committed VAE"
-           if args.from_scratch else f"continued from {'the committed backbone' if base == committed else base.name}")
+           if args.from_scratch else f"continued from {'the committed backbone' if base == committed else base.name}"
+           + (f" with {stages[0][0].simplified_caption_share:.0%} simplified (colour-free) captions"
+              if args.simplified_caption_share is not None else ""))
     lines = [f"World backbone on the asymmetric split (issue 18 item 2), {how}: {steps} on {len(kept)} of "
              f"{len(samples)} train clips (translate/pan only {', '.join(sorted(keep_directions))}; no "
              f"{', '.join(DROPPED_FAMILIES)}), {training_seconds:.0f} s. Competence: 48 videos of fast translate "

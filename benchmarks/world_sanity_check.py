@@ -17,6 +17,8 @@ video); ``world_transfer_check.{md,csv}`` with ``--targets others``. CPU: about 
     python benchmarks/world_sanity_check.py --methods vmc --method-options '{"vmc_form": "l2"}' --out /tmp/vmc-l2
     python benchmarks/world_sanity_check.py --backbone /tmp/scratch/world-t2v-scratch --out /tmp/sanity-scratch
     python benchmarks/world_sanity_check.py --targets others --out /tmp/transfer   # the benchmark's transfer targets
+    python benchmarks/world_sanity_check.py --targets others --benchmark-cases --families circle_counterclockwise,zigzag \
+        --train-steps 800 --out /tmp/held-out                         # held-out families at paper step counts
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--directions", default="right,up,left,down_left", help="translate directions, one case each")
     parser.add_argument("--benchmark-cases", action="store_true",
                         help="the world benchmark's own cases (parameters_world_benchmark.yml) instead of --directions")
+    parser.add_argument("--families", default=None,
+                        help="with --benchmark-cases: only the cases of these families, e.g. "
+                             "circle_counterclockwise,zigzag (the two held out of backbone training)")
     parser.add_argument("--methods", default="motion_embeddings,vmc,motionmatcher,motiondirector")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--targets", choices=("reference", "others"), default="reference",
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                              "world_backbone_asymmetry.py trained)")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
+    if args.families is not None and not args.benchmark_cases:
+        parser.error("--families selects among the benchmark's cases: use it with --benchmark-cases")
     if not isinstance(args.method_options, dict):
         parser.error(f"--method-options: a JSON object of option names and values, got {args.method_options!r}")
     if args.backbone is not None and not (args.backbone / "model_index.json").is_file():
@@ -88,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.benchmark_cases:
         world_benchmark["cases"] = [{"family": "translate", "params": {"direction": d, "speed": "fast"}}
                                     for d in args.directions.split(",")]
+    elif args.families is not None:
+        wanted_families = args.families.split(",")
+        known = list(dict.fromkeys(case["family"] for case in world_benchmark["cases"]))
+        unknown = sorted(set(wanted_families) - set(known))
+        if unknown:
+            parser.error(f"--families: {', '.join(unknown)} not among the benchmark's cases ({', '.join(known)})")
+        world_benchmark["cases"] = [case for case in world_benchmark["cases"] if case["family"] in wanted_families]
     world_benchmark["seeds"] = [int(seed) for seed in args.seeds.split(",")]
     world_benchmark["work_dir"] = str(args.out / "world_sanity_check_runs")
     world_benchmark["progress_bar"] = True
@@ -110,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = "world_sanity_check" if args.targets == "reference" else "world_transfer_check"
     results.to_csv(args.out / f"{stem}.csv", index=False)
     header = (f"World sanity check (issue 18 item 1): backbone {params['backbone']['pretrained_model']}, "
-              + ("the world benchmark's cases" if args.benchmark_cases else f"translate {args.directions}")
+              + (f"the world benchmark's cases{f' of families {args.families}' if args.families else ''}"
+                 if args.benchmark_cases else f"translate {args.directions}")
               + f", seeds {args.seeds}, train steps "
               f"{world_benchmark.get('train', {}).get('steps')}"
               + (f", method options {json.dumps(args.method_options)}" if args.method_options else "") + "; "

@@ -155,6 +155,46 @@ def test_the_diffusion_stage_trains_an_animatediff_unet_too(project_root, tmp_pa
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def _captions_drawn(backbone, stage: DiffusionStage, work_dir: Path) -> list[str]:
+    """Which caption each clip of each step trained with, read from the text encoder's input ids."""
+    captions = [("a red circle moving right", "a red circle")] * 3
+    texts = {"full": captions[0][0], "appearance": captions[0][1], "simplified": "a circle moving right", "empty": ""}
+    ids = {name: tuple(backbone.tokenizer(text, padding="max_length", max_length=backbone.tokenizer.model_max_length,
+                                          truncation=True).input_ids) for name, text in texts.items()}
+    names = {value: name for name, value in ids.items()}
+    drawn: list[str] = []
+    hook = backbone.text_encoder.register_forward_pre_hook(
+        lambda module, args: drawn.extend(names[tuple(row.tolist())] for row in args[0]))
+    size = int(backbone.unet.config.sample_size)
+    latents = torch.randn((3, int(backbone.unet.config.in_channels), 8, size, size), generator=torch.Generator().manual_seed(0))
+    try:
+        train_diffusion(backbone.unet, backbone.text_encoder, backbone.tokenizer, latents, captions,
+                        backbone.scheduler_config, replace(SMALL, checkpoint_every=0), work_dir, "captions", stage)
+    finally:
+        hook.remove()
+    return drawn
+
+
+def test_a_simplified_caption_share_replaces_only_full_captions_with_colour_free_ones(project_root, tmp_path):
+    """VMC trains and inverts with the colour-free caption: the share swaps full captions for it, the same draws
+    otherwise (a share of 0 trains exactly as before the share existed)."""
+    backbone = load_backbone(project_root / "data/06_models/backbones/tiny-animatediff", device="cpu")
+    backbone.unet.requires_grad_(True)
+    backbone.text_encoder.requires_grad_(True)
+    stage = DiffusionStage(steps=6, batch_size=8, warmup_steps=0, empty_caption_share=0.2, appearance_caption_share=0.2)
+    without = _captions_drawn(backbone, stage, tmp_path / "without")
+    with_share = _captions_drawn(backbone, replace(stage, simplified_caption_share=0.4), tmp_path / "with")
+    assert "simplified" not in without and {"full", "appearance", "empty"} <= set(without)
+    assert len(with_share) == len(without) == 6 * 8
+    swapped = [(a, b) for a, b in zip(without, with_share, strict=True) if a != b]
+    assert swapped and all(pair == ("full", "simplified") for pair in swapped)
+    assert 0.2 < with_share.count("simplified") / len(with_share) < 0.6
+    with pytest.raises(ValueError, match="caption shares must add up to at most 1"):
+        WorldBackboneConfig.from_params({"continuation": {"simplified_caption_share": 0.7}})
+    with pytest.raises(ValueError, match="must not be negative"):
+        WorldBackboneConfig.from_params({"continuation": {"simplified_caption_share": -0.1}})
+
+
 # --------------------------------------------------------------------------- the default's recipe (issue 18)
 
 

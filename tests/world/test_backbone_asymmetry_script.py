@@ -45,3 +45,25 @@ def test_a_fresh_animatediff_folder_gets_the_committed_vae_tokenizer_and_schedul
     assert backbone.scheduler_config["beta_schedule"] == "scaled_linear"
     with pytest.raises(ValueError, match=r"tokenizer \(vocab\.json\) is not the world's vocabulary"):
         script.copy_committed_parts(backbones / "world-t2v", backbones / "tiny-animatediff", tmp_path / "refused")
+
+
+def test_a_simplified_caption_share_that_overfills_the_continued_stage_is_a_one_line_error(script, capsys):
+    """Checked before any training: the share joins the refine stage's empty (0.1) and appearance (0.25) ones."""
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--simplified-caption-share", "0.9", "--out", "unused"])
+    assert exit_info.value.code == 2
+    assert "caption shares must add up to at most 1, got 1.25" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["--from-scratch", "--simplified-caption-share", "0.1"])
+    assert "about the continued stage" in capsys.readouterr().err
+
+
+def test_the_sanity_check_selects_benchmark_cases_by_family_and_refuses_unknown_ones(load_script, capsys):
+    sanity = load_script("benchmarks/world_sanity_check.py")
+    with pytest.raises(SystemExit) as exit_info:
+        sanity.main(["--benchmark-cases", "--families", "zigzag,spiral"])
+    assert exit_info.value.code == 2
+    assert "spiral not among the benchmark's cases" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sanity.main(["--families", "zigzag"])
+    assert "use it with --benchmark-cases" in capsys.readouterr().err

@@ -10,9 +10,11 @@ Staged, because the latents must be fixed before the diffusion model learns them
    1 / std of the training latents, as latent diffusion does, so the UNet sees unit-variance latents.
 2. **UNet3D + CLIP text encoder**, epsilon prediction on the training split's latents, with
    - min-SNR-gamma loss weighting (Hang et al. 2023, gamma 5): ``min(SNR, gamma) / SNR`` for epsilon,
-   - three captions per clip: the full one ("a red circle moving right"), the appearance-only one
-     ("a red circle": what benchmark target prompts look like) and the empty one (classifier-free
-     guidance needs the unconditional branch), drawn with configured shares,
+   - up to four captions per clip: the full one ("a red circle moving right"), the appearance-only one
+     ("a red circle": what benchmark target prompts look like), the empty one (classifier-free
+     guidance needs the unconditional branch) and, with ``simplified_caption_share`` > 0, the simplified one
+     ("a circle moving right": the appearance-free prompt VMC trains and inverts with,
+     :func:`motiontune.io.prompts.simplify_prompt`), drawn with configured shares,
    - an exponential moving average of the weights, which is what gets saved.
 3. **Refine** (``refine.steps`` > 0): the same objective continued from stage 2's averaged weights with a fresh
    optimizer, a constant learning rate, a faster average and its own seed. Measured on the committed backbone,
@@ -51,6 +53,7 @@ from motiontune.backbone.layout import layout_for
 from motiontune.backbone.loading import UNET_3D, UNET_MOTION, BackboneError, resolve_device
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
 from motiontune.io.atomic import replace_folder, write_atomically
+from motiontune.io.prompts import simplify_prompt
 from motiontune.training.checkpoint import fingerprint, load_checkpoint, module_weights, save_checkpoint
 from motiontune.training.schedules import warmup_cosine_share
 from motiontune.training.steps import run_steps
@@ -89,6 +92,8 @@ class DiffusionStage:
     ema_decay: float = 0.995
     empty_caption_share: float = 0.1
     appearance_caption_share: float = 0.25
+    # The caption without colour (VMC's simplified prompt); 0 draws exactly as before the share existed.
+    simplified_caption_share: float = 0.0
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int | None = None
@@ -176,9 +181,11 @@ class WorldBackboneConfig:
                 problems.append(f"{name}: steps >= 0, batch_size >= 1 and learning_rate > 0 are required")
         for name in STAGES[1:]:
             stage = getattr(self, name)
-            shares = stage.empty_caption_share + stage.appearance_caption_share
-            if not 0 <= shares <= 1:
-                problems.append(f"{name}: caption shares must add up to at most 1, got {shares}")
+            shares = stage.empty_caption_share + stage.appearance_caption_share + stage.simplified_caption_share
+            if min(stage.empty_caption_share, stage.appearance_caption_share, stage.simplified_caption_share) < 0:
+                problems.append(f"{name}: caption shares must not be negative")
+            elif not 0 <= shares <= 1:
+                problems.append(f"{name}: caption shares must add up to at most 1, got {shares:.3g}")
         return problems
 
 
@@ -300,6 +307,7 @@ def train_diffusion(
 
     full_ids = tokens([full for full, _ in captions])
     appearance_ids = tokens([appearance for _, appearance in captions])
+    simplified_ids = tokens([simplify_prompt(full) for full, _ in captions]) if stage.simplified_caption_share else None
     empty_ids = tokens([""])[0]
     latents = latents.to(device)
     unet.to(device)
@@ -329,9 +337,15 @@ def train_diffusion(
                                                                    stage.final_learning_rate_share)
         index = torch.randint(len(latents), (stage.batch_size,), generator=generator).to(device)
         draw = torch.rand(stage.batch_size, generator=generator).to(device)
+        # One uniform draw per clip picks its caption: [0, empty) empty, then appearance-only, then simplified,
+        # the rest full.
+        appearance_end = stage.empty_caption_share + stage.appearance_caption_share
+        ids = full_ids[index]
+        if simplified_ids is not None:
+            ids = torch.where((draw < appearance_end + stage.simplified_caption_share)[:, None],
+                              simplified_ids[index], ids)
         ids = torch.where((draw < stage.empty_caption_share)[:, None], empty_ids[None, :],
-                          torch.where((draw < stage.empty_caption_share + stage.appearance_caption_share)[:, None],
-                                      appearance_ids[index], full_ids[index]))
+                          torch.where((draw < appearance_end)[:, None], appearance_ids[index], ids))
         clean = latents[index]
         noise = torch.randn(clean.shape, generator=generator).to(device)
         timesteps = torch.randint(num_timesteps, (stage.batch_size,), generator=generator).to(device)
