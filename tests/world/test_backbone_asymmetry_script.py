@@ -47,10 +47,10 @@ def test_a_fresh_animatediff_folder_gets_the_committed_vae_tokenizer_and_schedul
         script.copy_committed_parts(backbones / "world-t2v", backbones / "tiny-animatediff", tmp_path / "refused")
 
 
-def test_a_simplified_caption_share_that_overfills_the_continued_stage_is_a_one_line_error(script, capsys):
+def test_a_simplified_caption_share_that_overfills_the_continued_stage_is_a_one_line_error(script, capsys, tmp_path):
     """Checked before any training: the share joins the refine stage's empty (0.1) and appearance (0.25) ones."""
     with pytest.raises(SystemExit) as exit_info:
-        script.main(["--simplified-caption-share", "0.9", "--out", "unused"])
+        script.main(["--simplified-caption-share", "0.9", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "caption shares must add up to at most 1, got 1.25" in capsys.readouterr().err
     with pytest.raises(SystemExit):
