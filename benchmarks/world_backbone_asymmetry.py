@@ -264,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = WorldSpec.from_params(world)
     # The stages' settings (the default's recipe); this experiment's own split, VAE and layout come from its flags.
     config = WorldBackboneConfig.from_params({**world_backbone["training"], "device": args.device})
+    refine = config.refine  # what a continuation repeats, with the flag's caption share if given
     if args.simplified_caption_share is not None:  # checked before the clips are drawn and encoded
-        shared = replace(config.refine, simplified_caption_share=args.simplified_caption_share)
-        if problems := WorldBackboneConfig(continuation=shared).problems():
+        refine = replace(refine, simplified_caption_share=args.simplified_caption_share)
+        if problems := WorldBackboneConfig(continuation=refine).problems():
             parser.error(f"--simplified-caption-share: {'; '.join(problems)}")
     started = time.monotonic()
     samples = sample_world(spec, config.clips, split="train", seed=config.seed)
@@ -324,10 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             stages = [(replace(stage, steps=n), name) for (stage, name), n in zip(stages, counts, strict=True)]
     else:
         # The refine stage's objective and settings, its own draws (not the committed refine's batches again).
-        stage = replace(config.refine, steps=args.steps, seed=(config.refine.seed or 0) + 100,
-                        batch_size=args.batch_size or config.refine.batch_size)
-        if args.simplified_caption_share is not None:
-            stage = replace(stage, simplified_caption_share=args.simplified_caption_share)
+        stage = replace(refine, steps=args.steps, seed=(refine.seed or 0) + 100,
+                        batch_size=args.batch_size or refine.batch_size)
         if args.seconds:
             stage = replace(stage, steps=_steps_that_fit(args.seconds, stage, unet, text_encoder, tokenizer, latents,
                                                          captions, scheduler_config, config, work_dir))

@@ -184,7 +184,7 @@ class WorldBackboneConfig:
             shares = stage.empty_caption_share + stage.appearance_caption_share + stage.simplified_caption_share
             if min(stage.empty_caption_share, stage.appearance_caption_share, stage.simplified_caption_share) < 0:
                 problems.append(f"{name}: caption shares must not be negative")
-            elif not 0 <= shares <= 1:
+            elif shares > 1:
                 problems.append(f"{name}: caption shares must add up to at most 1, got {shares:.3g}")
         return problems
 
@@ -338,14 +338,13 @@ def train_diffusion(
         index = torch.randint(len(latents), (stage.batch_size,), generator=generator).to(device)
         draw = torch.rand(stage.batch_size, generator=generator).to(device)
         # One uniform draw per clip picks its caption: [0, empty) empty, then appearance-only, then simplified,
-        # the rest full.
+        # the rest full; each narrower interval overrides the wider one.
         appearance_end = stage.empty_caption_share + stage.appearance_caption_share
         ids = full_ids[index]
         if simplified_ids is not None:
-            ids = torch.where((draw < appearance_end + stage.simplified_caption_share)[:, None],
-                              simplified_ids[index], ids)
-        ids = torch.where((draw < stage.empty_caption_share)[:, None], empty_ids[None, :],
-                          torch.where((draw < appearance_end)[:, None], appearance_ids[index], ids))
+            ids = torch.where((draw < appearance_end + stage.simplified_caption_share)[:, None], simplified_ids[index], ids)
+        ids = torch.where((draw < appearance_end)[:, None], appearance_ids[index], ids)
+        ids = torch.where((draw < stage.empty_caption_share)[:, None], empty_ids[None, :], ids)
         clean = latents[index]
         noise = torch.randn(clean.shape, generator=generator).to(device)
         timesteps = torch.randint(num_timesteps, (stage.batch_size,), generator=generator).to(device)
