@@ -55,6 +55,14 @@ def test_the_sanity_check_targets_are_the_references_own_caption_and_appearance(
         assert np.array_equal(case.reference.frames, own.reference.frames) and case.name == own.name
         assert own.target_prompts == (case.reference.caption,)
         assert own.targets == ((case.reference.colour, case.reference.shape),)
+    worded = benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "targets": "others_with_motion"}))
+    for case, with_motion in zip(transfer, worded):
+        assert with_motion.targets == case.targets and with_motion.train_prompt == case.train_prompt
+        for plain, prompt, (colour, shape) in zip(case.target_prompts, with_motion.target_prompts, case.targets):
+            # the reference's caption with its noun phrase swapped for the target's: motion words kept
+            assert prompt == case.reference.caption.replace(f"{case.reference.colour} {case.reference.shape}",
+                                                            f"{colour} {shape}")
+            assert plain in prompt and prompt != plain
     with pytest.raises(ValueError, match="world_benchmark.targets: 'self' is not one of"):
         WorldBenchmarkConfig.from_params({"reference_seed": 1, "cases": [{"family": "translate"}], "targets_per_case": 1,
                                           "seeds": [0], "inversion_steps": 2, "targets": "self"})

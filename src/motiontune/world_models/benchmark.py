@@ -55,7 +55,7 @@ from motiontune.known_keys import check_known_keys
 from motiontune.io.references import training_prompts
 from motiontune.generation.generate import DEFAULT_BLEND_STRENGTH, GenerationConfig, generate_without_motion, video_id
 from motiontune.world.analyser import AnalyserConfig, analyse_video
-from motiontune.world.generator import WorldSample, render_sample
+from motiontune.world.generator import WorldSample, caption_for, render_sample
 from motiontune.world.scoring import Intent, Reference, ScoringConfig, score_video
 from motiontune.world.spec import WorldSpec
 from motiontune.world.vocabulary import noun_phrase
@@ -118,7 +118,7 @@ class MethodVariant:
     generate: dict[str, Any] = field(default_factory=dict)
 
 
-TARGET_MODES = ("others", "reference")
+TARGET_MODES = ("others", "reference", "others_with_motion")
 # The keys of ``world_benchmark`` (conf/base/parameters_world_benchmark.yml); any other is an error.
 WORLD_BENCHMARK_KEYS = ("reference_seed", "cases", "targets_per_case", "targets", "seeds", "progress_bar", "executor",
                         "work_dir", "inversion_steps", "train", "generate", "controls", "methods", "method_variants")
@@ -134,7 +134,10 @@ class WorldBenchmarkConfig:
     seeds: tuple[int, ...]
     inversion_steps: int
     # others: targets_per_case prompts naming another colour and shape (transfer); reference: the reference's own
-    # caption, one per case (the sanity check: a method must reproduce its own reference before it can transfer it).
+    # caption, one per case (the sanity check: a method must reproduce its own reference before it can transfer it);
+    # others_with_motion: the same colours and shapes as others, in the reference's caption grammar with its motion
+    # words kept ("a blue star quickly moving right"): a diagnostic of whether what a method learnt is bound to
+    # the motion words of the caption it trained on rather than carried by its parameters for any prompt.
     targets: str = "others"
     method_variants: tuple[MethodVariant, ...] = ()
 
@@ -181,7 +184,12 @@ def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[Bench
         if len(others) < config.targets_per_case:
             raise ValueError(f"world_benchmark: only {len(others)} colour/shape pairs differ from the reference's")
         chosen = [others[int(i)] for i in rng.choice(len(others), size=config.targets_per_case, replace=False)]
-        cases.append(BenchmarkCase(**common, target_prompts=tuple(noun_phrase(c, s) for c, s in chosen), targets=tuple(chosen)))
+        if config.targets == "others_with_motion":
+            truth = reference.truth
+            prompts = tuple(caption_for(truth.family, truth.params, c, s) for c, s in chosen)
+        else:
+            prompts = tuple(noun_phrase(c, s) for c, s in chosen)
+        cases.append(BenchmarkCase(**common, target_prompts=prompts, targets=tuple(chosen)))
     return cases
 
 
