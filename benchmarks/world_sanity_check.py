@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                              "world benchmark's transfer targets (another colour and shape), on the same cases; "
                              "others_with_motion: the same targets with the reference caption's motion words kept")
     parser.add_argument("--train-steps", type=int, default=None, help="default: the world benchmark's train.steps")
+    parser.add_argument("--train-caption-variants", type=int, default=0,
+                        help="also train on N captions naming another colour and shape with the same motion words, "
+                             "one drawn per step (world_benchmark.train_caption_variants; an appearance-augmentation "
+                             "diagnostic, not in the papers)")
     parser.add_argument("--method-options", type=json.loads, default={},
                         help='JSON merged over the options of every selected method, e.g. \'{"vmc_form": "l2"}\'')
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     world_benchmark["seeds"] = [int(seed) for seed in args.seeds.split(",")]
     world_benchmark["work_dir"] = str(args.out / "world_sanity_check_runs")
     world_benchmark["progress_bar"] = True
+    world_benchmark["train_caption_variants"] = args.train_caption_variants
     if args.train_steps is not None:
         world_benchmark["train"] = {**world_benchmark.get("train", {}), "steps": args.train_steps}
     wanted = args.methods.split(",")
@@ -130,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                  if args.benchmark_cases else f"translate {args.directions}")
               + f", seeds {args.seeds}, train steps "
               f"{world_benchmark.get('train', {}).get('steps')}"
-              + (f", method options {json.dumps(args.method_options)}" if args.method_options else "") + "; "
+              + (f", method options {json.dumps(args.method_options)}" if args.method_options else "")
+              + (f", trained on the caption and {args.train_caption_variants} variants of another appearance (one per step)"
+                 if args.train_caption_variants else "") + "; "
               + ("target = the reference's own caption. " if args.targets == "reference" else
                  f"targets = {world_benchmark['targets_per_case']} prompts of another colour and shape per case "
                  + ("in the reference caption's grammar, its motion words kept (transfer diagnostic). "

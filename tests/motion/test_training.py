@@ -137,3 +137,34 @@ def test_nan_mid_run_stops_naming_the_step_and_cause_and_keeps_the_last_good_che
     with safe_open(str(tmp_path / CHECKPOINT_FILE), framework="pt") as handle:
         assert handle.metadata()["step"] == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]
+
+
+def test_several_captions_train_one_per_step_drawn_after_the_noise(tiny_backbone, reference):
+    """K > 1 prompt embeddings: each step's batch holds exactly one of them, all are used over the run, and the
+    noise and timesteps of every step are those of a one-caption run (the caption draw uses its own seed)."""
+    from motiontune.sampling.latents import encode_prompts
+
+    captions = encode_prompts(tiny_backbone, ["a ball rolling to the right", "a blue star rolling to the right",
+                                              "a green square rolling to the right"])
+    seen: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+    for count in (1, 3):
+        method = MotionEmbeddingsMethod(tiny_backbone, 8, 64, 64, blocks="deep")
+        loss = method.training_loss
+        record = seen.setdefault(count, [])
+
+        def recording_loss(backbone, batch, loss=loss, record=record):
+            record.append((batch.noise.clone(), batch.timesteps.clone(), batch.prompt_embeds.clone()))
+            return loss(backbone, batch)
+
+        method.training_loss = recording_loss
+        train_motion(method, tiny_backbone, reference["latents"], captions[:count], quick(steps=12))
+    for (noise_one, steps_one, _), (noise_many, steps_many, _) in zip(seen[1], seen[3]):
+        assert torch.equal(noise_one, noise_many) and torch.equal(steps_one, steps_many)
+    picked = []
+    for _, _, prompt in seen[3]:
+        assert prompt.shape == (1, *captions.shape[1:])
+        matches = [index for index in range(3) if torch.equal(prompt[0], captions[index])]
+        assert len(matches) == 1
+        picked.append(matches[0])
+    assert set(picked) == {0, 1, 2}
+    assert all(torch.equal(prompt[0], captions[0]) for _, _, prompt in seen[1])

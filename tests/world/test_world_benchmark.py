@@ -68,6 +68,43 @@ def test_the_sanity_check_targets_are_the_references_own_caption_and_appearance(
                                           "seeds": [0], "inversion_steps": 2, "targets": "self"})
 
 
+def test_caption_variants_keep_the_motion_words_avoid_the_targets_and_change_nothing_else(spec, tiny_backbone):
+    import torch
+
+    from motiontune.sampling.features import PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS
+    from motiontune.sampling.latents import encode_prompts
+    from motiontune.world_models.benchmark import add_caption_variants
+
+    plain = benchmark_cases(spec, CONFIG)
+    for targets in ("others", "reference"):
+        base = benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "targets": targets}))
+        varied = benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "targets": targets,
+                                                                "train_caption_variants": 4}))
+        for case, with_variants in zip(base, varied):
+            assert case.train_prompt_variants == ()
+            assert (with_variants.target_prompts, with_variants.targets) == (case.target_prompts, case.targets)
+            assert len(set(with_variants.train_prompt_variants)) == 4
+            reference = case.reference
+            for variant in with_variants.train_prompt_variants:
+                # the caption with only its noun phrase swapped, for an appearance neither the reference's nor a target's
+                colour, shape = variant.split()[1:3]
+                assert (colour, shape) not in case.targets and colour != reference.colour and shape != reference.shape
+                assert variant == reference.caption.replace(f"{reference.colour} {reference.shape}", f"{colour} {shape}")
+    assert [c.target_prompts for c in plain] == [c.target_prompts for c in benchmark_cases(spec, CONFIG)]
+    features = {PROMPT_EMBEDS: torch.zeros(1, 77, 32), SIMPLIFIED_PROMPT_EMBEDS: torch.ones(1, 77, 32)}
+    variants = ["a blue star quickly moving right", "a green circle quickly moving right"]
+    add_caption_variants(tiny_backbone, features, variants)
+    assert torch.equal(features[PROMPT_EMBEDS][0], torch.zeros(77, 32))
+    assert torch.equal(features[PROMPT_EMBEDS][1:], encode_prompts(tiny_backbone, variants).float())
+    assert torch.equal(features[SIMPLIFIED_PROMPT_EMBEDS][0], torch.ones(77, 32))
+    assert torch.equal(features[SIMPLIFIED_PROMPT_EMBEDS][1:],
+                      encode_prompts(tiny_backbone, ["a star quickly moving right", "a circle quickly moving right"]).float())
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="train_caption_variants: a whole number >= 0"):
+            WorldBenchmarkConfig.from_params({"reference_seed": 1, "cases": [{"family": "translate"}], "targets_per_case": 1,
+                                              "seeds": [0], "inversion_steps": 2, "train_caption_variants": bad})
+
+
 def _score(spec, case, target, frames, clip=None):
     tracker = build_tracker("opencv_lk", grid_size=8)
     return score_generated(frames, case, target, spec, AnalyserConfig(), ScoringConfig(), tracker,

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from motiontune.backbone.loading import Backbone
@@ -126,7 +127,9 @@ def train_motion(
 ) -> TrainingResult:
     """Fit ``method``'s tensors to one reference video.
 
-    ``latents``: (1, C, F, h, w) scaled VAE latents; ``prompt_embeds``: (1, L, D) training-prompt embeddings.
+    ``latents``: (1, C, F, h, w) scaled VAE latents; ``prompt_embeds``: (K, L, D) training-prompt embeddings;
+    with K > 1 each step trains on one of the K captions, drawn uniformly from (seed, step) alone, so the noise
+    and timesteps are those of a one-caption run and a resumed run draws the same captions.
     With ``checkpoint_dir`` set, a checkpoint (tensors, optimiser and RNG state, step) is written there every
     ``checkpoint_every`` steps, and an existing one made with the same settings is resumed.
     After every backward pass the loop checks that no frozen backbone weight received a gradient.
@@ -165,13 +168,17 @@ def train_motion(
         noise = torch.randn(latents.shape, generator=generator).to(latents)
         timesteps = method.sample_timesteps(num_timesteps, latents.shape[0], generator).to(backbone.device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
+        step_prompt = prompt_embeds
+        if prompt_embeds.shape[0] > 1:
+            pick = int(np.random.default_rng([config.seed, step]).integers(prompt_embeds.shape[0]))
+            step_prompt = prompt_embeds[pick : pick + 1]
         batch = TrainingBatch(
             latents=latents,
             noise=noise,
             timesteps=timesteps,
             noisy_latents=noisy,
             target=training_target(scheduler, latents, noise, timesteps),
-            prompt_embeds=prompt_embeds,
+            prompt_embeds=step_prompt,
             scheduler=scheduler,
             generator=generator,
             step=step,

@@ -40,12 +40,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.benchmark import BenchmarkMethod, PlannedRun, bar_chart, execute_runs, label_slug, method_run, run_name
 from motiontune.methods.base import recommended_inference
 from motiontune.executors import Executor, Job, LocalExecutor
-from motiontune.sampling.features import encode_reference
+from motiontune.sampling.features import PROMPT_EMBEDS, SIMPLIFIED_PROMPT_EMBEDS, encode_reference
+from motiontune.sampling.latents import encode_prompts
 from motiontune.metrics.intervals import bootstrap_interval
 from motiontune.metrics.clip_scores import ClipScorer, PairMode, mean_cosine_to_vector, mean_pairwise_cosine
 from motiontune.metrics.motion_fidelity import motion_fidelity
@@ -98,6 +100,9 @@ class BenchmarkCase:
     simplified_train_prompt: str
     target_prompts: tuple[str, ...]
     targets: tuple[tuple[str, str], ...]  # (colour, shape) per target prompt
+    # The reference's caption with another colour and shape (motion words kept), trained on as well, one caption
+    # per step (world_benchmark.train_caption_variants); none of them names a target's appearance.
+    train_prompt_variants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,8 @@ class MethodVariant:
 TARGET_MODES = ("others", "reference", "others_with_motion")
 # The keys of ``world_benchmark`` (conf/base/parameters_world_benchmark.yml); any other is an error.
 WORLD_BENCHMARK_KEYS = ("reference_seed", "cases", "targets_per_case", "targets", "seeds", "progress_bar", "executor",
-                        "work_dir", "inversion_steps", "train", "generate", "controls", "methods", "method_variants")
+                        "work_dir", "inversion_steps", "train", "generate", "controls", "methods", "method_variants",
+                        "train_caption_variants")
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,11 @@ class WorldBenchmarkConfig:
     # the motion words of the caption it trained on rather than carried by its parameters for any prompt.
     targets: str = "others"
     method_variants: tuple[MethodVariant, ...] = ()
+    # 0: each method trains on the reference's caption, as its paper does. N > 0 (an appearance-augmentation
+    # diagnostic, in no paper or public code): also on N captions naming another colour and shape with the same
+    # motion words, one of the N + 1 drawn per step, so what is learnt cannot lean on the reference's appearance
+    # words. The videos trained on are the reference's either way.
+    train_caption_variants: int = 0
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldBenchmarkConfig:
@@ -157,9 +168,13 @@ class WorldBenchmarkConfig:
             inversion_steps=int(params["inversion_steps"]),
             targets=str(params.get("targets", "others")),
             method_variants=tuple(variants),
+            train_caption_variants=params.get("train_caption_variants", 0),
         )
         if not config.cases or config.targets_per_case < 1 or not config.seeds:
             raise ValueError("world_benchmark: needs at least one case, one target per case and one seed")
+        variants_count = config.train_caption_variants
+        if not isinstance(variants_count, int) or isinstance(variants_count, bool) or variants_count < 0:
+            raise ValueError(f"world_benchmark.train_caption_variants: a whole number >= 0, got {variants_count!r}")
         if config.targets not in TARGET_MODES:
             raise ValueError(f"world_benchmark.targets: '{config.targets}' is not one of {list(TARGET_MODES)}")
         if len({variant.suffix for variant in variants}) < len(variants) or any(not v.suffix.strip() for v in variants):
@@ -176,21 +191,43 @@ def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[Bench
         direction = reference.truth.screen_direction or reference.truth.path_kind
         common = {"name": f"{index:02d}_{case.family}_{direction}", "reference": reference, "train_prompt": reference.caption,
                   "simplified_train_prompt": simplify_prompt(reference.caption)}
-        if config.targets == "reference":
-            cases.append(BenchmarkCase(**common, target_prompts=(reference.caption,), targets=((reference.colour, reference.shape),)))
-            continue
-        rng = np.random.default_rng([config.reference_seed, index])
+        truth = reference.truth
         others = [(c, s) for c in spec.colours for s in spec.shapes if c != reference.colour and s != reference.shape]
-        if len(others) < config.targets_per_case:
-            raise ValueError(f"world_benchmark: only {len(others)} colour/shape pairs differ from the reference's")
-        chosen = [others[int(i)] for i in rng.choice(len(others), size=config.targets_per_case, replace=False)]
-        if config.targets == "others_with_motion":
-            truth = reference.truth
-            prompts = tuple(caption_for(truth.family, truth.params, c, s) for c, s in chosen)
+        if config.targets == "reference":
+            chosen = [(reference.colour, reference.shape)]
+            prompts: tuple[str, ...] = (reference.caption,)
         else:
-            prompts = tuple(noun_phrase(c, s) for c, s in chosen)
-        cases.append(BenchmarkCase(**common, target_prompts=prompts, targets=tuple(chosen)))
+            rng = np.random.default_rng([config.reference_seed, index])
+            if len(others) < config.targets_per_case:
+                raise ValueError(f"world_benchmark: only {len(others)} colour/shape pairs differ from the reference's")
+            chosen = [others[int(i)] for i in rng.choice(len(others), size=config.targets_per_case, replace=False)]
+            if config.targets == "others_with_motion":
+                prompts = tuple(caption_for(truth.family, truth.params, c, s) for c, s in chosen)
+            else:
+                prompts = tuple(noun_phrase(c, s) for c, s in chosen)
+        variants: tuple[str, ...] = ()
+        if config.train_caption_variants:
+            # Drawn from their own stream, so the targets are those of a run without variants.
+            pool = [pair for pair in others if pair not in chosen]
+            if len(pool) < config.train_caption_variants:
+                raise ValueError(f"world_benchmark.train_caption_variants: only {len(pool)} colour/shape pairs differ "
+                                 "from the reference's and the targets'")
+            rng = np.random.default_rng([config.reference_seed, index, len(chosen)])
+            picked = rng.choice(len(pool), size=config.train_caption_variants, replace=False)
+            variants = tuple(caption_for(truth.family, truth.params, *pool[int(i)]) for i in picked)
+        cases.append(BenchmarkCase(**common, target_prompts=prompts, targets=tuple(chosen), train_prompt_variants=variants))
     return cases
+
+
+def add_caption_variants(backbone: Backbone, features: dict[str, Any], variants: Sequence[str]) -> None:
+    """Append the embeddings of ``variants`` (and of their simplified prompts) to the reference's caption's:
+    ``prompt_embeds`` / ``simplified_prompt_embeds`` become (1 + len(variants), L, D), row 0 the caption's;
+    the training loop draws one row per step. The inversion (under the empty prompt) is unchanged."""
+    if not variants:
+        return
+    features[PROMPT_EMBEDS] = torch.cat([features[PROMPT_EMBEDS], encode_prompts(backbone, list(variants)).float().cpu()])
+    simplified = encode_prompts(backbone, [simplify_prompt(variant) for variant in variants]).float().cpu()
+    features[SIMPLIFIED_PROMPT_EMBEDS] = torch.cat([features[SIMPLIFIED_PROMPT_EMBEDS], simplified])
 
 
 def _reference_row(case: BenchmarkCase) -> dict[str, Any]:
@@ -284,12 +321,13 @@ def run_world_benchmark(
             if not features:  # only when some run of this case is not stored yet
                 features.update(encode_reference(backbone, case.reference.frames, *training_prompts(row),
                                                  config.inversion_steps, progress=False))
+                add_caption_variants(backbone, features, case.train_prompt_variants)
             return features
 
         # What every run of this case depends on besides its own settings (the key of its stored videos).
         case_settings = {"backbone": backbone.fingerprint(), "inversion_steps": config.inversion_steps,
                          "case": case.name, "reference": row["source_sha256"],
-                         "prompts": case.target_prompts}
+                         "prompts": case.target_prompts, "train_prompt_variants": case.train_prompt_variants}
         for control in controls:
             for seed in config.seeds:
                 sampling = replace(generation, **{**control.generate, "seed": seed})
