@@ -151,4 +151,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from motiontune.errors import exit_status_of
+
+    raise SystemExit(exit_status_of(main))  # a parameter that does not fit: its message alone, status 2

@@ -29,12 +29,14 @@ def _user_error_classes() -> list[tuple[type, type]]:
     from motiontune.parameters import ParameterError
     from motiontune.sampling.latents import PromptError
     from motiontune.world.motions import WorldGeometryError
+    from motiontune.world_models.benchmark import WorldBenchmarkError
 
     return [
         (ParameterError, ValueError), (BackboneError, ValueError), (ArtifactError, ValueError),
         (VideoInputError, ValueError), (VideoValidationError, ValueError), (ManifestError, ValueError),
         (PromptError, ValueError), (ExecutorError, RuntimeError), (ClipModelNotFoundError, FileNotFoundError),
         (InsufficientSamplesError, ValueError), (WorldGeometryError, ValueError),
+        (WorldBenchmarkError, ValueError),
     ]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
-from motiontune.errors import UserError, report_user_error, verbose_requested
+from motiontune.errors import UserError, exit_status_of
 from motiontune.tracking import registry
 
 
@@ -24,13 +24,7 @@ TINY_SECTIONS = {
 
 def main(argv: list[str] | None = None) -> int:
     """The ``motiontune`` command; a user's mistake ends in its message and exit status 2."""
-    try:
-        return _run(argv)
-    except Exception as error:
-        status = report_user_error(error, sys.stderr, verbose_requested())
-        if status is None:
-            raise
-        return status
+    return exit_status_of(lambda: _run(argv))
 
 
 def _run(argv: list[str] | None) -> int:

@@ -11,8 +11,9 @@ The lowest layer: it imports nothing from motiontune, so every package can raise
 from __future__ import annotations
 
 import os
+import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 EXIT_CODE = 2  # as a usage error: the command was given something it cannot work with
@@ -62,3 +63,16 @@ def report_user_error(error: BaseException, stream: TextIO, verbose: bool = Fals
         stream.write(message if message.endswith("\n") else message + "\n")
     stream.flush()
     return EXIT_CODE
+
+
+def exit_status_of(command: Callable[[], int], stream: TextIO | None = None) -> int:
+    """Run ``command`` (a script's or a command's main) and return its exit status; a :class:`UserError` behind
+    an exception it raises ends it with the message alone (see :func:`report_user_error`, ``MOTIONTUNE_VERBOSE``)
+    and :data:`EXIT_CODE`. Any other exception propagates with its traceback."""
+    try:
+        return command()
+    except Exception as error:
+        status = report_user_error(error, sys.stderr if stream is None else stream, verbose_requested())
+        if status is None:
+            raise
+        return status

@@ -67,3 +67,20 @@ def test_the_sanity_check_selects_benchmark_cases_by_family_and_refuses_unknown_
     with pytest.raises(SystemExit):
         sanity.main(["--families", "zigzag"])
     assert "use it with --benchmark-cases" in capsys.readouterr().err
+
+
+def test_the_sanity_check_ends_too_many_caption_variants_with_one_line_before_loading_anything(project_root, tmp_path):
+    """A count the world's vocabulary cannot fill is a user's mistake: its message alone, status 2, no traceback."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(project_root / "benchmarks/world_sanity_check.py"), "--benchmark-cases", "--families",
+         "translate", "--targets", "others", "--methods", "motion_embeddings", "--train-caption-variants", "14",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    # 6 colours x 4 shapes: 5 x 3 differ from the reference in both, 2 of them are the case's targets.
+    assert done.stderr.strip().splitlines() == [
+        "world_benchmark.train_caption_variants: only 13 colour/shape pairs differ from the reference's and the "
+        "targets' (both colour and shape)"]
+    assert not (tmp_path / "world_sanity_check_runs").exists()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from motiontune.errors import UserError
 from motiontune.metrics.clip_scores import ClipScorer
 from motiontune.metrics.trackers import build_tracker
 from motiontune.world import AnalyserConfig, Intent, ScoringConfig, WorldSpec, render_sample
@@ -99,6 +100,12 @@ def test_caption_variants_keep_the_motion_words_avoid_the_targets_and_change_not
     assert torch.equal(features[SIMPLIFIED_PROMPT_EMBEDS][0], torch.ones(77, 32))
     assert torch.equal(features[SIMPLIFIED_PROMPT_EMBEDS][1:],
                       encode_prompts(tiny_backbone, ["a star quickly moving right", "a circle quickly moving right"]).float())
+    # Asking for more variants than appearances left is the user's mistake: one line naming how many are left.
+    left = (len(spec.colours) - 1) * (len(spec.shapes) - 1) - CONFIG.targets_per_case
+    with pytest.raises(UserError, match=rf"^world_benchmark.train_caption_variants: only {left} colour/shape[^\n]*$"):
+        benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "train_caption_variants": left + 1}))
+    assert len(benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "train_caption_variants": left}))[0]
+               .train_prompt_variants) == left
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="train_caption_variants: a whole number >= 0"):
             WorldBenchmarkConfig.from_params({"reference_seed": 1, "cases": [{"family": "translate"}], "targets_per_case": 1,

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from motiontune.errors import UserError
 from motiontune.backbone.loading import Backbone, BackboneSource, backbone_in_process
 from motiontune.benchmark import BenchmarkMethod, PlannedRun, bar_chart, execute_runs, label_slug, method_run, run_name
 from motiontune.methods.base import recommended_inference
@@ -63,6 +64,10 @@ from motiontune.world.spec import WorldSpec
 from motiontune.world.vocabulary import noun_phrase
 
 logger = logging.getLogger(__name__)
+
+
+class WorldBenchmarkError(ValueError, UserError):
+    """The benchmark's cases cannot be built from its parameters and the world's vocabulary."""
 
 # Per-video metrics of the results table, and whether higher is better.
 METRICS = (
@@ -199,7 +204,8 @@ def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[Bench
         else:
             rng = np.random.default_rng([config.reference_seed, index])
             if len(others) < config.targets_per_case:
-                raise ValueError(f"world_benchmark: only {len(others)} colour/shape pairs differ from the reference's")
+                raise WorldBenchmarkError(f"world_benchmark.targets_per_case: only {len(others)} colour/shape pairs "
+                                          "differ from the reference's")
             chosen = [others[int(i)] for i in rng.choice(len(others), size=config.targets_per_case, replace=False)]
             if config.targets == "others_with_motion":
                 prompts = tuple(caption_for(truth.family, truth.params, c, s) for c, s in chosen)
@@ -210,8 +216,8 @@ def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[Bench
             # Drawn from their own stream, so the targets are those of a run without variants.
             pool = [pair for pair in others if pair not in chosen]
             if len(pool) < config.train_caption_variants:
-                raise ValueError(f"world_benchmark.train_caption_variants: only {len(pool)} colour/shape pairs differ "
-                                 "from the reference's and the targets'")
+                raise WorldBenchmarkError(f"world_benchmark.train_caption_variants: only {len(pool)} colour/shape "
+                                          "pairs differ from the reference's and the targets' (both colour and shape)")
             rng = np.random.default_rng([config.reference_seed, index, len(chosen)])
             picked = rng.choice(len(pool), size=config.train_caption_variants, replace=False)
             variants = tuple(caption_for(truth.family, truth.params, *pool[int(i)]) for i in picked)

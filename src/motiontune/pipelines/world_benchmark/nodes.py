@@ -66,10 +66,11 @@ def benchmark_on_world(
     methods = methods_from_params(world_benchmark["methods"], train)
     controls = _controls(world_benchmark)
     generation = _generation(generate, world_benchmark)
+    cases = benchmark_cases(spec, config)  # before the backbone loads: a parameter that does not fit fails at once
     executor = build_executor(str(world_benchmark.get("executor", "local")), ray)  # connects before any work
     try:
         results, videos = run_world_benchmark(
-            backbone_from_params(backbone), spec, benchmark_cases(spec, config), methods, controls,
+            backbone_from_params(backbone), spec, cases, methods, controls,
             train_params={**train, **world_benchmark.get("train", {})}, generation=generation, config=config, analyser=AnalyserConfig.from_params(world.get("analyser")),
             scoring=ScoringConfig.from_params(world.get("scoring")),
             tracker=tracker, static_threshold=float(evaluate["static_threshold"]),
