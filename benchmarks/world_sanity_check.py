@@ -10,7 +10,9 @@ own reference cannot transfer it.
 Everything else comes from ``conf/base`` (the world, the backbone, the methods' options, the world benchmark's
 training and sampling overrides); the options below only pick the cases, seeds and steps. Writes
 ``<out>/world_sanity_check.md`` (mean and 95% bootstrap interval per method and metric) and ``.csv`` (one row per
-video); ``world_transfer_check.{md,csv}`` with ``--targets others``. CPU: about a minute per method run on 2 cores.
+video); ``world_transfer_check.{md,csv}`` with ``--targets others``; with ``--contact-sheets``, also
+``<out>/contact_sheets/<case>.png`` (the reference, then every method's and control's video of that case), so the
+numbers can be checked by eye. CPU: about a minute per method run on 2 cores.
 
     python benchmarks/world_sanity_check.py                          # translate in 4 directions, seed 0
     python benchmarks/world_sanity_check.py --directions right --methods vmc --out /tmp/sanity
@@ -28,6 +30,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -37,7 +40,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from motiontune.io.clip import VideoClip  # noqa: E402
 from motiontune.metrics.intervals import bootstrap_interval  # noqa: E402
+from motiontune.metrics.previews import contact_sheet, save_png  # noqa: E402
 
 METRICS = ("trajectory_similarity", "direction_correct", "found", "colour_correct", "shape_correct")
 
@@ -57,6 +62,29 @@ def summary_markdown(results: pd.DataFrame) -> str:
             cells.append(f"{mean:.2f} [{low:.2f}, {high:.2f}]")
         lines.append(f"| {label} | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_contact_sheets(videos: Mapping[str, VideoClip], out_dir: Path, frames_per_video: int,
+                         cell_height: int | None) -> list[Path]:
+    """One PNG per case of the benchmark's ``videos`` (keys ``reference/<case>`` and
+    ``<method>/<seed>/<case>/<NN>_<prompt>``, as ``run_world_benchmark`` names them): the reference's row first,
+    then each generated video's in the benchmark's order, labelled ``<method> s<seed> <NN>_<prompt>``."""
+    references: dict[str, np.ndarray] = {}
+    generated: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for key, clip in videos.items():
+        parts = key.split("/")
+        if parts[0] == "reference":
+            references["/".join(parts[1:])] = clip.frames
+        else:
+            method, seed, case, video = parts[0], parts[1], "/".join(parts[2:-1]), parts[-1]
+            generated.setdefault(case, []).append((f"{method} s{seed} {video}", clip.frames))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for case, frames in references.items():
+        sheet = contact_sheet([("reference", frames), *generated.get(case, [])], frames_per_video=frames_per_video,
+                              cell_height=cell_height)
+        paths.append(save_png(out_dir / f"{case}.png", sheet))
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", type=Path, default=None,
                         help="a diffusers backbone folder instead of backbone.pretrained_model (e.g. one that "
                              "world_backbone_asymmetry.py trained)")
+    parser.add_argument("--contact-sheets", action="store_true",
+                        help="also write <out>/contact_sheets/<case>.png: every video of each case, to look at")
+    parser.add_argument("--sheet-frames", type=int, default=8, help="frames per video on a contact sheet")
+    parser.add_argument("--sheet-cell-height", type=int, default=64,
+                        help="pixel height of a frame on a contact sheet (world clips are 32 px)")
     args = parser.parse_args(argv)
+    if args.sheet_frames < 1 or args.sheet_cell_height < 1:
+        parser.error("--sheet-frames and --sheet-cell-height: whole numbers >= 1")
     args.out = args.out.resolve()
     if args.families is not None and not args.benchmark_cases:
         parser.error("--families selects among the benchmark's cases: use it with --benchmark-cases")
@@ -124,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)  # the paths in conf/ are relative to the project root, as for `kedro run`
     ray = _conf("executor")["ray"]
     fps = float(yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text(encoding="utf-8"))["video"]["fps"])
-    results, _, benchmark_markdown, *_ = benchmark_on_world(params["backbone"], params["world"], params["train"], params["generate"],
+    results, _, benchmark_markdown, _, videos = benchmark_on_world(params["backbone"], params["world"], params["train"], params["generate"],
                                      params["evaluate"], world_benchmark, fps, ray)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = {"reference": "world_sanity_check", "others": "world_transfer_check",
@@ -146,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
               "Mean [95% bootstrap interval] over videos.\n\n")
     # Then the world benchmark's own tables: every metric, the leads over the same-noise controls, per family.
     (args.out / f"{stem}.md").write_text(header + summary_markdown(results) + "\n" + benchmark_markdown, encoding="utf-8")
+    if args.contact_sheets:
+        write_contact_sheets(videos, args.out / "contact_sheets", args.sheet_frames, args.sheet_cell_height)
     print(header + summary_markdown(results))
     return 0
 

@@ -84,3 +84,33 @@ def test_the_sanity_check_ends_too_many_caption_variants_with_one_line_before_lo
         "world_benchmark.train_caption_variants: only 13 colour/shape pairs differ from the reference's and the "
         "targets' (both colour and shape)"]
     assert not (tmp_path / "world_sanity_check_runs").exists()
+
+
+def test_the_sanity_checks_contact_sheets_put_each_cases_reference_first_then_its_videos(load_script, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from motiontune.io.clip import VideoClip
+
+    sanity = load_script("benchmarks/world_sanity_check.py")
+    rng = np.random.default_rng(0)
+
+    def clip() -> VideoClip:
+        return VideoClip(rng.integers(0, 256, (5, 8, 10, 3), dtype=np.uint8), 8.0)
+
+    videos = {"reference/translate_right": clip(), "reference/zigzag_down": clip(),
+              "motion-embeddings/0/translate_right/00_a-blue-star": clip(),
+              "motion-embeddings/1/translate_right/00_a-blue-star": clip(),
+              "backbone/0/zigzag_down/01_a-red-circle": clip()}
+    paths = sanity.write_contact_sheets(videos, tmp_path / "sheets", frames_per_video=2, cell_height=None)
+    assert sorted(p.name for p in paths) == ["translate_right.png", "zigzag_down.png"]
+    header, gap = 16, 2  # contact_sheet's defaults: a label strip above each row, 2 px between rows and cells
+    right = np.asarray(Image.open(tmp_path / "sheets" / "translate_right.png"))
+    assert right.shape[0] == 3 * (header + 8) + 2 * gap  # the reference and the two seeds' videos of that case
+    reference = videos["reference/translate_right"].frames
+    assert np.array_equal(right[header:header + 8, :10], reference[0])  # first row: the reference, first frame
+    assert np.array_equal(right[header:header + 8, 10 + gap:20 + gap], reference[-1])  # ... and its last
+    second = header + 8 + gap + header
+    assert np.array_equal(right[second:second + 8, :10], videos["motion-embeddings/0/translate_right/00_a-blue-star"].frames[0])
+    zigzag = np.asarray(Image.open(tmp_path / "sheets" / "zigzag_down.png"))
+    assert zigzag.shape[0] == 2 * (header + 8) + gap
