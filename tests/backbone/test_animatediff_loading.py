@@ -84,9 +84,17 @@ def test_committed_tiny_animatediff_is_what_the_builder_makes(tmp_path, project_
     config = yaml.safe_load((project_root / "conf/base/parameters_backbone.yml").read_text())
     build_tiny_backbone(tmp_path, TinyBackboneSpec.from_dict(config["tiny_animatediff"], "tiny_animatediff"))
     committed = project_root / "data/06_models/backbones/tiny-animatediff"
+    tables_seen = 0
     for part in ("unet/diffusion_pytorch_model.safetensors", "motion_adapter/diffusion_pytorch_model.safetensors",
                  "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
         built, shipped = load_file(tmp_path / part), load_file(committed / part)
         assert built.keys() == shipped.keys()
-        assert all(torch.equal(built[k], shipped[k]) for k in built), part
+        # The motion modules' sinusoidal position tables are computed, not drawn: sin/exp round their last bit
+        # differently on CPUs with other vector units (seen: 9.5e-07 between two Xeons, same torch 2.13.0), so
+        # they match to float32 rounding; everything drawn from the seeded generator matches bit for bit.
+        computed = {k for k in built if k.endswith(".pos_embed.pe")}
+        tables_seen += len(computed)
+        assert all(torch.equal(built[k], shipped[k]) for k in built.keys() - computed), part
+        assert all(torch.allclose(built[k], shipped[k], rtol=0, atol=1e-5) for k in computed), part
+    assert tables_seen, "the motion modules carry no position table any more: revisit the tolerance above"
     assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "AnimateDiffPipeline"
