@@ -44,7 +44,8 @@ from motiontune.io.clip import VideoClip  # noqa: E402
 from motiontune.metrics.intervals import bootstrap_interval  # noqa: E402
 from motiontune.metrics.previews import contact_sheet, save_png  # noqa: E402
 
-METRICS = ("trajectory_similarity", "direction_correct", "found", "colour_correct", "shape_correct")
+METRICS = ("trajectory_similarity", "jump_free_trajectory_similarity", "jump_share", "direction_correct", "found",
+           "colour_correct", "shape_correct")
 
 
 def _conf(name: str) -> dict[str, Any]:

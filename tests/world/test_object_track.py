@@ -44,6 +44,14 @@ def test_the_same_motion_in_another_appearance_follows_and_its_reverse_does_not(
     # At another frame size (ingest's 64 px against a 32 px output) the tracks are compared in the reference's pixels.
     larger = scorer.score(scorer.read_reference(_clip(world, "red", "square", side=64)), follower)
     assert larger["object_trajectory_similarity"] > 0.9
+    # A follower whose last frame breaks (the object drawn back at its start): the jump is counted and left out.
+    assert scorer.score(line, line_follower)["object_jump_share"] == 0.0
+    broken = line_follower.copy()
+    broken[-1] = broken[0]
+    jumped = scorer.score(line, broken)
+    assert jumped["object_trajectory_similarity"] < 0.5
+    assert jumped["object_jump_share"] == pytest.approx(1 / (len(broken) - 1))
+    assert jumped["object_jump_free_trajectory_similarity"] > 0.95
 
 
 def test_a_growing_reference_is_read_and_its_reverse_scores_opposite(world):
@@ -84,5 +92,8 @@ def test_evaluate_reports_the_object_columns_and_their_mean(world):
     assert report["mean"]["object_trajectory_similarity"] == pytest.approx((forward + backward) / 2)
     assert report["mean"]["object_found"] == 1.0
     assert report["mean"]["object_scale_similarity"] is None  # a zigzag keeps its size
+    assert report["mean"]["object_jump_share"] == 0.0  # a rendered zigzag moves continuously
+    assert report["mean"]["object_jump_free_trajectory_similarity"] == pytest.approx((forward + backward) / 2)
+    assert "object_colour" not in report["mean"]  # a reading, not averaged
     plain = evaluate_motion(reference, generated, build_tracker("opencv_lk", grid_size=8), "lk", 2.0)
     assert "object_trajectory_similarity" not in plain["videos"][0] and "object_trajectory_similarity" not in plain["mean"]

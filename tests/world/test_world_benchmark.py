@@ -127,6 +127,15 @@ def test_the_motion_redrawn_in_the_target_appearance_scores_as_a_transfer(spec):
     score = _score(spec, case, target, redrawn.frames)
     assert score["trajectory_similarity"] > 0.9 and score["direction_correct"] == 1.0
     assert score["colour_correct"] == 1.0 and score["shape_correct"] == 1.0 and score["leakage"] == 0.0
+    assert score["jump_share"] == 0.0 and score["jump_free_trajectory_similarity"] == pytest.approx(score["trajectory_similarity"])
+    # The same transfer with its last frame broken (the object drawn back at its start, half the side away):
+    # the trajectory similarity falls, the jump is counted, and without it the motion is the reference's.
+    broken = redrawn.frames.copy()
+    broken[-1] = broken[0]
+    jumped = _score(spec, case, target, broken)
+    assert jumped["trajectory_similarity"] < 0.5
+    assert jumped["jump_share"] == pytest.approx(1 / (spec.num_frames - 1))
+    assert jumped["jump_free_trajectory_similarity"] > 0.9
 
 
 def test_the_reference_itself_is_leakage_and_a_still_object_has_no_motion(spec):

@@ -16,6 +16,7 @@ from motiontune.world import (
     render_sample,
     scale_similarity,
     score_video,
+    trajectory_jumps,
     trajectory_similarity,
 )
 
@@ -55,6 +56,27 @@ def test_static_tracks_and_missing_frames_are_handled() -> None:
         trajectory_similarity(np.zeros((8, 3)), FRAME, _line((1, 0)), FRAME)
 
 
+def test_a_jump_is_counted_and_left_out_of_the_jump_free_similarity() -> None:
+    """An object moving right 2 px per frame that is redrawn 30 px lower in its last frame (0.47 of a 64 px side,
+    above jump_fraction 0.3): the plain similarity is dominated by that one step, the jump-free one is the motion."""
+    right = _line((1, 0))
+    broken = right.copy()
+    broken[-1, 1] += 30.0
+    plain = trajectory_similarity(broken, FRAME, right, FRAME)[0]
+    # Displacements: six (2, 0) then (2, 30) against seven (2, 0): cosine = 7 * 4 / (sqrt(7 * 4) * sqrt(6 * 4 + 4 + 900)).
+    assert plain == pytest.approx(28 / (np.sqrt(28) * np.sqrt(928)))
+    share, jump_free = trajectory_jumps(broken, FRAME, right, FRAME)
+    assert share == pytest.approx(1 / 7) and jump_free == pytest.approx(1.0)
+    # Redrawn the wrong way as well as broken: the jump-free score still says the motion is wrong.
+    share, jump_free = trajectory_jumps(broken[::-1] - broken[::-1][0] + broken[0], FRAME, right, FRAME)
+    assert share == pytest.approx(1 / 7) and jump_free == pytest.approx(-1.0)
+    # A fast but continuous motion (0.25 of the side per frame) has no jump.
+    assert trajectory_jumps(_line((1, 0), step=16.0), FRAME, right, FRAME) == (0.0, pytest.approx(1.0))
+    # The threshold is the configured one, in the reference's frame: at jump_fraction 0.5 the 30 px step is motion.
+    assert trajectory_jumps(broken, FRAME, right, FRAME, ScoringConfig(jump_fraction=0.5)) == (0.0, pytest.approx(plain))
+    assert trajectory_jumps(np.full((8, 2), np.nan), FRAME, right, FRAME) is None
+
+
 def test_different_lengths_and_sizes_compare_the_same_relative_motion() -> None:
     """The same circle at 8 frames / 64 px and 16 frames / 32 px: same motion, same speed."""
     turns = lambda frames: 2 * np.pi * np.linspace(0.0, 0.75, frames)  # noqa: E731
@@ -78,6 +100,9 @@ def test_a_clip_scores_perfectly_against_its_own_intent(
         assert score.found and score.text_alignment == 1.0 and score.motion_correct, (sample.caption, score)
         assert score.colour_leak is None and score.shape_leak is None  # the reference is the target
         assert score.trajectory_similarity > 0.95, sample.caption  # static vs static scores 1 too
+        # No world motion jumps: every clip of every family moves its object continuously (jump_fraction's bound).
+        assert score.jump_share == 0.0, sample.caption
+        assert score.jump_free_trajectory_similarity == pytest.approx(score.trajectory_similarity), sample.caption
 
 
 def test_wrong_motion_fails_the_motion_checks(world_spec: WorldSpec) -> None:
@@ -163,6 +188,7 @@ def test_no_object_scores_zero(world_spec: WorldSpec) -> None:
     )
     assert not score.found and not score.motion_correct and score.text_alignment == 0.0
     assert score.trajectory_similarity == 0.0 and score.colour_leak is None
+    assert score.jump_free_trajectory_similarity == 0.0 and score.jump_share is None
 
 
 def test_scoring_config_rejects_unknown_keys() -> None:

@@ -76,7 +76,7 @@ def evaluate_motion(
     computed = MOTION_FIDELITY_KEYS + (CLIP_KEYS if clip_scorer is not None else ())
     mean: dict[str, float | None] = {name: float(np.mean([v[name] for v in videos])) if videos else None for name in computed}
     if object_track is not None and videos:
-        for key in ("object_trajectory_similarity", "object_scale_similarity", "object_found"):
+        for key in object_track.mean_keys:
             known = [v[key] for v in videos if v[key] is not None]  # None: no reference object, or not applicable
             mean[key] = float(np.mean(known)) if known else None
     models = {"motion_fidelity": f"{motion_fidelity_mode} mode; {tracker_description}"

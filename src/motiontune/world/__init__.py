@@ -32,6 +32,7 @@ from motiontune.world.scoring import (
     WorldScore,
     scale_similarity,
     score_video,
+    trajectory_jumps,
     trajectory_similarity,
 )
 from motiontune.world.spec import WorldSpec
@@ -61,5 +62,6 @@ __all__ = [
     "scale_similarity",
     "score_video",
     "segment_colours",
+    "trajectory_jumps",
     "trajectory_similarity",
 ]

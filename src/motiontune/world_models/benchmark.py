@@ -12,6 +12,9 @@ analyser and scored against the intent "target colour and shape, moving like the
 
 * ``trajectory_similarity``: motion fidelity of the object's centroid track against the reference's
   ground-truth track (seed 002 eq. 6 on a single track; 0 when no object is found),
+* ``jump_share``: share of the object's frame steps that are jumps (redrawn elsewhere in one frame, farther than
+  any world motion steps: ``world.scoring.jump_fraction``), and ``jump_free_trajectory_similarity``: the
+  trajectory similarity with those steps left out; together they tell broken frames from wrong motion,
 * ``direction_correct``: overall on-screen direction as the reference's (None for closed paths),
 * ``scale_similarity``: the same correlation of the object's per-frame log-area changes, for references whose
   object grows or shrinks (grow, shrink, zoom; None otherwise): where the trajectory cannot tell a clip from
@@ -72,6 +75,8 @@ class WorldBenchmarkError(ValueError, UserError):
 # Per-video metrics of the results table, and whether higher is better.
 METRICS = (
     ("trajectory_similarity", True),
+    ("jump_free_trajectory_similarity", True),
+    ("jump_share", False),
     ("direction_correct", True),
     ("scale_similarity", True),
     ("point_track_fidelity", True),
@@ -277,6 +282,9 @@ def score_generated(
     return {
         "found": float(score.found),
         "trajectory_similarity": score.trajectory_similarity if score.trajectory_similarity is not None else 0.0,
+        "jump_free_trajectory_similarity": (score.jump_free_trajectory_similarity
+                                            if score.jump_free_trajectory_similarity is not None else 0.0),
+        "jump_share": score.jump_share,
         "scale_similarity": score.scale_similarity,
         "direction_correct": None if score.direction_correct is None else float(score.direction_correct),
         "point_track_fidelity": fidelity.score,

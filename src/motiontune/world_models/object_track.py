@@ -12,23 +12,27 @@ colour on a background (the sample data's world clips, ball_right); for other vi
 None and the columns stay empty. For a reference whose object grows or shrinks (grow, shrink, zoom: the centroid
 stays put, so a clip and its reverse have the same track) ``object_scale_similarity`` compares the per-frame
 log-area changes too (``motiontune.world.scoring.scale_similarity``, as the world benchmark does).
+``object_jump_share`` and ``object_jump_free_trajectory_similarity`` tell a broken frame (the object redrawn
+elsewhere in one frame) from a wrong motion (``motiontune.world.scoring.trajectory_jumps``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from motiontune.world.analyser import AnalyserConfig, analyse_video
 from motiontune.world.scoring import (Reference, ScoringConfig, reference_changes_scale, scale_similarity,
-                                      trajectory_similarity)
+                                      trajectory_jumps, trajectory_similarity)
 from motiontune.world.spec import WorldSpec
 
-OBJECT_KEYS = ("object_trajectory_similarity", "object_scale_similarity", "object_found", "object_colour",
-               "object_direction")
+OBJECT_KEYS = ("object_trajectory_similarity", "object_scale_similarity", "object_jump_share",
+               "object_jump_free_trajectory_similarity", "object_found", "object_colour", "object_direction")
+# The keys evaluation averages over videos (the others are readings: colour and direction names).
+OBJECT_MEAN_KEYS = OBJECT_KEYS[:5]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class ObjectTrackScorer:
     """The world's palette, analyser and scoring settings (``world`` in conf/base/parameters_world.yml)."""
 
     world: Mapping[str, Any]
+    mean_keys: ClassVar[tuple[str, ...]] = OBJECT_MEAN_KEYS
 
     @classmethod
     def from_params(cls, world: Mapping[str, Any]) -> ObjectTrackScorer:
@@ -75,7 +80,9 @@ class ObjectTrackScorer:
 
         ``object_trajectory_similarity``: of the centroid tracks; ``object_scale_similarity``: of the size changes,
         only for a reference that grows or shrinks (else None). Each is 0.0 when no object is found in enough of
-        the clip's frames and None without a reference object. ``object_found``, ``object_colour``,
+        the clip's frames and None without a reference object. ``object_jump_share``: share of the clip's frame
+        steps where the object jumps (None without a reference object or when none is found);
+        ``object_jump_free_trajectory_similarity``: the trajectory similarity without those steps. ``object_found``, ``object_colour``,
         ``object_direction``: the analyser's reading.
         """
         analysis = self._analyse(frames)
@@ -84,17 +91,22 @@ class ObjectTrackScorer:
         config = self._scoring()
         similarity: float | None = None
         scale: float | None = None
+        jump_share: float | None = None
+        jump_free: float | None = None
         if reference is not None:
-            similarity = 0.0
+            similarity = jump_free = 0.0
             if analysis.found:
-                result = trajectory_similarity(analysis.centroids, analysis.frame_size, reference.centroids,
-                                               reference.frame_size, config)
-                similarity = 0.0 if result is None else float(result[0])  # None: too few frames with the object
+                tracks = (analysis.centroids, analysis.frame_size, reference.centroids, reference.frame_size, config)
+                result = trajectory_similarity(*tracks)
+                if result is not None:  # None: too few frames with the object
+                    similarity = float(result[0])
+                    jump_share, jump_free = trajectory_jumps(*tracks)
             if reference_changes_scale(reference, config):
                 scale = 0.0
                 if analysis.found:
                     value = scale_similarity(Reference.from_analysis(analysis).areas, reference.areas, config)
                     scale = 0.0 if value is None else value
         return {"object_trajectory_similarity": similarity, "object_scale_similarity": scale,
+                "object_jump_share": jump_share, "object_jump_free_trajectory_similarity": jump_free,
                 "object_found": float(analysis.found), "object_colour": analysis.colour,
                 "object_direction": analysis.direction}
