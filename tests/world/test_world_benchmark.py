@@ -13,6 +13,7 @@ from motiontune.world import AnalyserConfig, Intent, ScoringConfig, WorldSpec, r
 from motiontune.world_models.benchmark import (
     CaseSpec,
     WorldBenchmarkConfig,
+    WorldBenchmarkError,
     benchmark_cases,
     score_generated,
     world_summary,
@@ -47,6 +48,31 @@ def test_cases_are_fixed_by_the_seed_and_targets_differ_in_colour_and_shape(spec
     assert cases[1].reference.family == "zigzag"
     other = benchmark_cases(spec, WorldBenchmarkConfig(**{**CONFIG.__dict__, "reference_seed": 8}))
     assert [c.target_prompts for c in other] != [c.target_prompts for c in cases]
+
+
+def test_a_subset_of_families_draws_its_cases_as_the_whole_benchmark_does(spec):
+    """world_benchmark.families keeps each case's index: the same reference clip, targets and caption variants as
+    in a whole run (renumbering the kept cases would draw other references under the same family names)."""
+    config = WorldBenchmarkConfig(**{**CONFIG.__dict__, "train_caption_variants": 2})
+    whole = benchmark_cases(spec, config)
+    subset = benchmark_cases(spec, WorldBenchmarkConfig(**{**config.__dict__, "families": ("zigzag",)}))
+    assert [case.name for case in subset] == [whole[1].name] and whole[1].name.startswith("01_zigzag")
+    assert np.array_equal(subset[0].reference.frames, whole[1].reference.frames)
+    assert subset[0].target_prompts == whole[1].target_prompts
+    assert subset[0].train_prompt_variants == whole[1].train_prompt_variants
+    # Drawn as the first case instead, the zigzag would be another clip: the index is what the subset keeps.
+    alone = benchmark_cases(spec, WorldBenchmarkConfig(**{**config.__dict__, "cases": (CONFIG.cases[1],)}))
+    assert not np.array_equal(alone[0].reference.frames, whole[1].reference.frames)
+    params = {"reference_seed": 1, "cases": [{"family": "translate"}, {"family": "grow"}], "targets_per_case": 1,
+              "seeds": [0], "inversion_steps": 2}
+    assert WorldBenchmarkConfig.from_params({**params, "families": ["grow"]}).families == ("grow",)
+    assert WorldBenchmarkConfig.from_params({**params, "families": None}).families is None
+    with pytest.raises(WorldBenchmarkError, match="world_benchmark.families: zigzag not among the cases' families "
+                                                  r"\(translate, grow\)"):
+        WorldBenchmarkConfig.from_params({**params, "families": ["grow", "zigzag"]})
+    for bad in ("grow", [], 3):
+        with pytest.raises(WorldBenchmarkError, match="world_benchmark.families: null or a list"):
+            WorldBenchmarkConfig.from_params({**params, "families": bad})
 
 
 def test_the_sanity_check_targets_are_the_references_own_caption_and_appearance(spec):

@@ -137,7 +137,7 @@ TARGET_MODES = ("others", "reference", "others_with_motion")
 # The keys of ``world_benchmark`` (conf/base/parameters_world_benchmark.yml); any other is an error.
 WORLD_BENCHMARK_KEYS = ("reference_seed", "cases", "targets_per_case", "targets", "seeds", "progress_bar", "executor",
                         "work_dir", "inversion_steps", "train", "generate", "controls", "methods", "method_variants",
-                        "train_caption_variants")
+                        "train_caption_variants", "families")
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,10 @@ class WorldBenchmarkConfig:
     # motion words, one of the N + 1 drawn per step, so what is learnt cannot lean on the reference's appearance
     # words. The videos trained on are the reference's either way.
     train_caption_variants: int = 0
+    # None: every case. Else only the cases of these families, each drawn exactly as in the whole benchmark (its
+    # index, hence its reference clip, targets and caption variants, is its place in ``cases``), so a subset's
+    # numbers are those of the same videos of a whole run.
+    families: tuple[str, ...] | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> WorldBenchmarkConfig:
@@ -179,6 +183,7 @@ class WorldBenchmarkConfig:
             targets=str(params.get("targets", "others")),
             method_variants=tuple(variants),
             train_caption_variants=params.get("train_caption_variants", 0),
+            families=_families(params.get("families"), cases),
         )
         if not config.cases or config.targets_per_case < 1 or not config.seeds:
             raise ValueError("world_benchmark: needs at least one case, one target per case and one seed")
@@ -192,10 +197,28 @@ class WorldBenchmarkConfig:
         return config
 
 
+def _families(families: Any, cases: Sequence[CaseSpec]) -> tuple[str, ...] | None:
+    """``world_benchmark.families`` checked against the cases' families: None (all cases) or a non-empty list."""
+    if families is None:
+        return None
+    known = list(dict.fromkeys(case.family for case in cases))
+    if isinstance(families, str) or not isinstance(families, Sequence) or not families:
+        raise WorldBenchmarkError(f"world_benchmark.families: null or a list of the cases' families ({', '.join(known)}), "
+                                  f"got {families!r}")
+    unknown = sorted({str(family) for family in families} - set(known))
+    if unknown:
+        raise WorldBenchmarkError(f"world_benchmark.families: {', '.join(unknown)} not among the cases' families "
+                                  f"({', '.join(known)})")
+    return tuple(str(family) for family in families)
+
+
 def benchmark_cases(spec: WorldSpec, config: WorldBenchmarkConfig) -> list[BenchmarkCase]:
-    """Draw every case's reference and its target prompts (``config.targets``); a pure function of the config."""
+    """Draw every case's reference and its target prompts (``config.targets``); a pure function of the config.
+    With ``config.families``, only those families' cases, each as the whole benchmark draws it."""
     cases = []
     for index, case in enumerate(config.cases):
+        if config.families is not None and case.family not in config.families:
+            continue  # skipped, not renumbered: the index seeds the reference, the targets and the variants
         seed = config.reference_seed * 1000 + index
         reference = render_sample(spec, case.family, params=case.params or None, colour=case.colour, shape=case.shape, seed=seed)
         direction = reference.truth.screen_direction or reference.truth.path_kind
