@@ -29,10 +29,10 @@ from motiontune.world.scoring import (Reference, ScoringConfig, reference_change
                                       trajectory_jumps, trajectory_similarity)
 from motiontune.world.spec import WorldSpec
 
-OBJECT_KEYS = ("object_trajectory_similarity", "object_scale_similarity", "object_jump_share",
-               "object_jump_free_trajectory_similarity", "object_found", "object_colour", "object_direction")
-# The keys evaluation averages over videos (the others are readings: colour and direction names).
-OBJECT_MEAN_KEYS = OBJECT_KEYS[:5]
+# The keys evaluation averages over videos; the others of OBJECT_KEYS are readings (colour and direction names).
+OBJECT_MEAN_KEYS = ("object_trajectory_similarity", "object_scale_similarity", "object_jump_share",
+                    "object_jump_free_trajectory_similarity", "object_found")
+OBJECT_KEYS = OBJECT_MEAN_KEYS + ("object_colour", "object_direction")
 
 
 @dataclass(frozen=True)
