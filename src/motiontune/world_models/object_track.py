@@ -32,7 +32,7 @@ from motiontune.world.spec import WorldSpec
 # The keys evaluation averages over videos; the others of OBJECT_KEYS are readings (colour and direction names).
 OBJECT_MEAN_KEYS = ("object_trajectory_similarity", "object_scale_similarity", "object_jump_share",
                     "object_jump_free_trajectory_similarity", "object_found")
-OBJECT_KEYS = OBJECT_MEAN_KEYS + ("object_colour", "object_direction")
+OBJECT_KEYS = (*OBJECT_MEAN_KEYS, "object_colour", "object_direction")
 
 
 @dataclass(frozen=True)
