@@ -1,0 +1,129 @@
+"""Issue 18: one world benchmark report from several runs on the same videos (e.g. each method at its paper's steps).
+
+Each input is a world benchmark results table (``results.csv`` of ``kedro run --pipelines=world_benchmark``, or
+``world_transfer_check.csv`` of ``world_sanity_check.py --targets others --benchmark-cases``) made on the same
+backbone, cases, targets and seeds, each with its own methods or step counts. The controls (the backbone alone)
+are in every input; they are the same videos, so their scores must agree, which is checked: a disagreement
+means the runs are not of one benchmark and is an error. The report has what the benchmark's own has: the
+summary of every row, each method's lead over the control from the same noise (paired over videos, 95%
+bootstrap interval) in trajectory similarity and direction agreement, and the per-family tables.
+
+    python benchmarks/world_benchmark_merge.py \\
+        --results benchmarks/results/world_transfer_check_animatediff_backbone_me_800_steps.csv \\
+        --results benchmarks/results/world_transfer_check_animatediff_backbone_md_150_steps.csv \\
+        --out benchmarks/results/world_transfer_check_animatediff_backbone_paper_steps.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from world_backbone_transfer import matched_controls  # noqa: E402
+
+from motiontune.world_models.benchmark import (  # noqa: E402
+    METRICS,
+    control_leads,
+    control_leads_markdown,
+    family_markdown,
+    world_summary,
+    world_summary_markdown,
+)
+
+VIDEO = ["case", "seed", "prompt"]
+ROW = ["method", *VIDEO]
+# Scores of one video computed twice agree to float rounding; anything larger is another video.
+SAME_SCORE_ATOL = 1e-6
+
+
+class MergeError(ValueError):
+    """The inputs are not runs of one benchmark."""
+
+
+def merge_results(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The rows of every table on the videos all of them have, each (method, video) once, in first-seen order.
+
+    ``tables``: name -> results (one row per method or control and video). A row present in several tables (the
+    controls) must have the same scores in each, else :class:`MergeError` names the first disagreement."""
+    common = None
+    for table in tables.values():
+        videos = table[VIDEO].drop_duplicates()
+        common = videos if common is None else common.merge(videos, on=VIDEO)
+    if common is None or common.empty:
+        raise MergeError("the results share no (case, seed, prompt) video")
+    metrics = [metric for metric, _ in METRICS]
+    merged: list[pd.DataFrame] = []
+    seen: dict[tuple, tuple[str, pd.Series]] = {}
+    for name, table in tables.items():
+        kept = table.merge(common, on=VIDEO)
+        fresh = []
+        for index, row in kept.iterrows():
+            key = tuple(row[column] for column in ROW)
+            if key not in seen:
+                seen[key] = (name, row)
+                fresh.append(index)
+                continue
+            first_name, first = seen[key]
+            for metric in metrics:
+                if metric not in row or metric not in first:
+                    continue
+                a, b = pd.to_numeric(first[metric], errors="coerce"), pd.to_numeric(row[metric], errors="coerce")
+                same = (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and abs(a - b) <= SAME_SCORE_ATOL)
+                if not same:
+                    raise MergeError(f"{first_name} and {name} disagree on {key[0]}, case {key[1]}, seed {key[2]}, "
+                                     f"{key[3]!r}: {metric} {a} vs {b}; not runs of one benchmark")
+        merged.append(kept.loc[fresh])
+    return pd.concat(merged, ignore_index=True)
+
+
+def report(merged: pd.DataFrame, sources: list[str]) -> str:
+    """The markdown report of the merged rows."""
+    controls = matched_controls()
+    videos = merged[VIDEO].drop_duplicates()
+    lines = [f"World benchmark, merged from {len(sources)} runs on the same {len(videos)} (case, seed, target prompt) "
+             f"videos (seeds {sorted(videos['seed'].unique().tolist())}; controls checked equal across runs): "
+             + ", ".join(f"`{source}`" for source in sources) + ". Mean [95% bootstrap interval] over videos; "
+             "lead = the row minus the backbone alone from the same noise, paired over videos.\n",
+             world_summary_markdown(world_summary(merged))]
+    for metric in ("trajectory_similarity", "direction_correct"):
+        lines.append(control_leads_markdown(control_leads(merged, controls, metric), metric))
+    for metric in ("trajectory_similarity", "scale_similarity"):
+        if metric in merged and np.isfinite(pd.to_numeric(merged[metric], errors="coerce")).any():
+            lines.append(family_markdown(merged, metric))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", action="append", required=True, type=Path, metavar="CSV",
+                        help="a world benchmark results table (give two or more)")
+    parser.add_argument("--out", type=Path, required=True, help="the markdown report; the merged rows go next to it as .csv")
+    args = parser.parse_args(argv)
+    if len(args.results) < 2:
+        parser.error("--results: give two or more tables to merge")
+    missing = [str(path) for path in args.results if not path.is_file()]
+    if missing:
+        parser.error(f"--results: no such file: {', '.join(missing)}")
+    tables = {str(path): pd.read_csv(path) for path in args.results}
+    try:
+        merged = merge_results(tables)
+    except MergeError as error:
+        parser.error(str(error))
+    text = report(merged, list(tables))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    merged.to_csv(args.out.with_suffix(".csv"), index=False)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""benchmarks/world_benchmark_merge.py: one report from several runs of the same world benchmark videos."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def script(load_script):
+    return load_script("benchmarks/world_benchmark_merge.py")
+
+
+def _results(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"method": method, "case": "00_translate_right", "family": "translate", "seed": seed,
+                          "prompt": prompt, "trajectory_similarity": value, "direction_correct": float(value > 0.5)}
+                         for method, prompt, seed, value in rows])
+
+
+CONTROLS = [("Backbone + blended inversion", "a blue star", 0, 0.3), ("Backbone + blended inversion", "a red cross", 0, 0.1),
+            ("Backbone", "a blue star", 0, 0.0), ("Backbone", "a red cross", 0, 0.2)]
+
+
+def _write(tmp_path, name: str, rows) -> str:
+    path = tmp_path / name
+    _results(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def test_each_run_adds_its_methods_and_the_shared_controls_count_once(script, tmp_path):
+    first = _write(tmp_path, "me.csv", [*CONTROLS, ("Motion Embeddings", "a blue star", 0, 0.9), ("Motion Embeddings", "a red cross", 0, 0.7),
+                                       ("Motion Embeddings (random noise)", "a blue star", 0, 0.4),
+                                       ("Motion Embeddings (random noise)", "a red cross", 0, 0.0),
+                                       # a video the other run lacks: left out
+                                       ("Motion Embeddings", "a blue star", 1, -1.0), ("Backbone + blended inversion", "a blue star", 1, 1.0)])
+    second = _write(tmp_path, "md.csv", [*CONTROLS, ("MotionDirector", "a blue star", 0, 0.5), ("MotionDirector", "a red cross", 0, 0.1)])
+    out = tmp_path / "merged.md"
+    assert script.main(["--results", first, "--results", second, "--out", str(out)]) == 0
+    report = out.read_text(encoding="utf-8")
+    # Leads over the control from the same noise: ME and MD sample from blend 0.5 of the inversion, the variant from noise.
+    assert "| Motion Embeddings | Backbone + blended inversion | 0.80 | 0.20 | +0.60 [+0.60, +0.60] | 2 |" in report
+    assert "| Motion Embeddings (random noise) | Backbone | 0.20 | 0.10 | +0.10 [-0.20, +0.40] | 2 |" in report
+    assert "| MotionDirector | Backbone + blended inversion | 0.30 | 0.20 | +0.10 [+0.00, +0.20] | 2 |" in report
+    merged = pd.read_csv(out.with_suffix(".csv"))
+    assert merged.groupby("method").size().to_dict() == {"Backbone": 2, "Backbone + blended inversion": 2, "Motion Embeddings": 2,
+                                                         "Motion Embeddings (random noise)": 2, "MotionDirector": 2}
+    assert "on the same 2 (case, seed, target prompt) videos" in report
+
+
+def test_controls_that_disagree_are_not_one_benchmark(script, tmp_path, capsys):
+    first = _write(tmp_path, "a.csv", CONTROLS)
+    changed = [(method, prompt, seed, value + 0.01 if method == "Backbone" and prompt == "a red cross" else value)
+               for method, prompt, seed, value in CONTROLS]
+    second = _write(tmp_path, "b.csv", changed)
+    with pytest.raises(SystemExit) as raised:
+        script.main(["--results", first, "--results", second, "--out", str(tmp_path / "r.md")])
+    error = capsys.readouterr().err
+    assert raised.value.code == 2
+    assert "disagree on Backbone, case 00_translate_right, seed 0, 'a red cross'" in error and "not runs of one benchmark" in error
+
+
+@pytest.mark.parametrize("given", [["one.csv"], ["one.csv", "missing.csv"]])
+def test_one_table_or_a_missing_one_is_a_one_line_error(script, tmp_path, capsys, given):
+    _write(tmp_path, "one.csv", CONTROLS)
+    arguments = [item for name in given for item in ("--results", str(tmp_path / name))]
+    with pytest.raises(SystemExit) as raised:
+        script.main([*arguments, "--out", str(tmp_path / "r.md")])
+    assert raised.value.code == 2 and "--results:" in capsys.readouterr().err
