@@ -1,12 +1,14 @@
-"""Issue 18: one world benchmark report from several runs on the same videos (e.g. each method at its paper's steps).
+"""Issue 18: one world benchmark report from several runs of it (other methods, step counts or seeds).
 
 Each input is a world benchmark results table (``results.csv`` of ``kedro run --pipelines=world_benchmark``, or
 ``world_transfer_check.csv`` of ``world_sanity_check.py --targets others --benchmark-cases``) made on the same
-backbone, cases, targets and seeds, each with its own methods or step counts. The controls (the backbone alone)
-are in every input; they are the same videos, so their scores must agree, which is checked: a disagreement
-means the runs are not of one benchmark and is an error. The report has what the benchmark's own has: the
-summary of every row, each method's lead over the control from the same noise (paired over videos, 95%
-bootstrap interval) in trajectory similarity and direction agreement, and the per-family tables.
+backbone, cases and targets: runs of other methods or step counts on the same seeds (``--videos common``, the
+default: the videos every run has), or runs of other seeds (``--videos all``: pooled). A row in several inputs
+(the controls, run in each) is the same video, so its scores must agree, which is checked: a disagreement means
+the runs are not of one benchmark and is an error. ``--families`` keeps only some reference families' videos.
+The report has what the benchmark's own has: the summary of every row, each method's lead over the control from
+the same noise (paired over videos, 95% bootstrap interval) in trajectory similarity and direction agreement,
+and the per-family tables.
 
     python benchmarks/world_benchmark_merge.py \\
         --results benchmarks/results/world_transfer_check_animatediff_backbone_me_800_steps.csv \\
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,7 @@ from motiontune.world_models.benchmark import (  # noqa: E402
 )
 
 VIDEO = ["case", "seed", "prompt"]
+VIDEO_SELECTIONS = ("common", "all")
 ROW = ["method", *VIDEO]
 # Scores of one video computed twice agree to float rounding; anything larger is another video.
 SAME_SCORE_ATOL = 1e-6
@@ -48,17 +52,29 @@ class MergeError(ValueError):
     """The inputs are not runs of one benchmark."""
 
 
-def merge_results(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The rows of every table on the videos all of them have, each (method, video) once, in first-seen order.
+def merge_results(tables: dict[str, pd.DataFrame], videos: str = "common", families: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of every table, each (method, video) once, in first-seen order.
 
-    ``tables``: name -> results (one row per method or control and video). A row present in several tables (the
+    ``tables``: name -> results (one row per method or control and video). ``videos``: ``common`` keeps the videos
+    every table has (runs of other methods on one benchmark), ``all`` every video of any table (runs of other seeds,
+    pooled). ``families``: only those reference families' videos (None: all). A row present in several tables (the
     controls) must have the same scores in each, else :class:`MergeError` names the first disagreement."""
-    common = None
+    if videos not in VIDEO_SELECTIONS:
+        raise MergeError(f"videos: {videos!r} is not one of {', '.join(VIDEO_SELECTIONS)}")
+    if families is not None:
+        tables = {name: table[table["family"].isin(families)] for name, table in tables.items()}
+    kept_videos = None
     for table in tables.values():
-        videos = table[VIDEO].drop_duplicates()
-        common = videos if common is None else common.merge(videos, on=VIDEO)
-    if common is None or common.empty:
-        raise MergeError("the results share no (case, seed, prompt) video")
+        own = table[VIDEO].drop_duplicates()
+        if kept_videos is None:
+            kept_videos = own
+        elif videos == "common":
+            kept_videos = kept_videos.merge(own, on=VIDEO)
+        else:
+            kept_videos = pd.concat([kept_videos, own]).drop_duplicates()
+    if kept_videos is None or kept_videos.empty:
+        raise MergeError("the results share no (case, seed, prompt) video" + (f" of the families {', '.join(families)}" if families else ""))
+    common = kept_videos
     metrics = [metric for metric, _ in METRICS]
     merged: list[pd.DataFrame] = []
     seen: dict[tuple, tuple[str, pd.Series]] = {}
@@ -88,8 +104,9 @@ def report(merged: pd.DataFrame, sources: list[str]) -> str:
     """The markdown report of the merged rows."""
     controls = matched_controls()
     videos = merged[VIDEO].drop_duplicates()
-    lines = [f"World benchmark, merged from {len(sources)} runs on the same {len(videos)} (case, seed, target prompt) "
-             f"videos (seeds {sorted(videos['seed'].unique().tolist())}; controls checked equal across runs): "
+    lines = [f"World benchmark, merged from {len(sources)} runs on {len(videos)} (case, seed, target prompt) "
+             f"videos (seeds {sorted(videos['seed'].unique().tolist())}; families {', '.join(pd.unique(merged['family']))}; "
+             "rows in several runs checked equal): "
              + ", ".join(f"`{source}`" for source in sources) + ". Mean [95% bootstrap interval] over videos; "
              "lead = the row minus the backbone alone from the same noise, paired over videos.\n",
              world_summary_markdown(world_summary(merged))]
@@ -105,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", action="append", required=True, type=Path, metavar="CSV",
                         help="a world benchmark results table (give two or more)")
+    parser.add_argument("--videos", choices=VIDEO_SELECTIONS, default="common",
+                        help="common: the videos every run has (other methods of one benchmark); all: every video "
+                             "(other seeds of one benchmark, pooled)")
+    parser.add_argument("--families", type=lambda text: [item for item in text.split(",") if item],
+                        help="only these reference families, e.g. circle_counterclockwise,zigzag")
     parser.add_argument("--out", type=Path, required=True, help="the markdown report; the merged rows go next to it as .csv")
     args = parser.parse_args(argv)
     if len(args.results) < 2:
@@ -114,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--results: no such file: {', '.join(missing)}")
     tables = {str(path): pd.read_csv(path) for path in args.results}
     try:
-        merged = merge_results(tables)
+        merged = merge_results(tables, args.videos, args.families)
     except MergeError as error:
         parser.error(str(error))
     text = report(merged, list(tables))
