@@ -27,9 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from motiontune.pipelines.world_benchmark.nodes import same_noise_controls  # noqa: E402
-from motiontune.world_models.benchmark import control_leads, control_leads_markdown, family_markdown  # noqa: E402
+from motiontune.world_models.benchmark import (  # noqa: E402
+    control_leads,
+    control_leads_markdown,
+    family_markdown,
+    video_keys,
+)
 
-KEYS = ["case", "seed", "prompt"]
 METRICS = ("trajectory_similarity", "direction_correct")
 
 
@@ -54,10 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not Path(path).is_file():
             parser.error(f"--results {item!r}: expected LABEL=CSV with an existing file")
         tables[label] = pd.read_csv(path)
+    # The video columns every table has (a table written before the reference_seed column lacks it).
+    keys = [key for key in video_keys(next(iter(tables.values()))) if all(key in table for table in tables.values())]
     common = None
     for table in tables.values():
-        keys = table[KEYS].drop_duplicates()
-        common = keys if common is None else common.merge(keys, on=KEYS)
+        videos = table[keys].drop_duplicates()
+        common = videos if common is None else common.merge(videos, on=keys)
     if common is None or common.empty:
         parser.error("the results share no (case, seed, prompt) video")
     controls = matched_controls()
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
              "minus that of the backbone alone from the same noise, paired over videos, with a 95% bootstrap "
              "interval.\n"]
     for label, table in tables.items():
-        kept = table.merge(common, on=KEYS)
+        kept = table.merge(common, on=keys)
         lines += [f"## {label}\n"]
         for metric in METRICS:
             lines.append(control_leads_markdown(control_leads(kept, controls, metric), metric))

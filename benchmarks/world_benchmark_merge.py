@@ -6,6 +6,10 @@ backbone, cases and targets: runs of other methods or step counts on the same se
 default: the videos every run has), or runs of other seeds (``--videos all``: pooled). A row in several inputs
 (the controls, run in each) is the same video, so its scores must agree, which is checked: a disagreement means
 the runs are not of one benchmark and is an error. ``--families`` keeps only some reference families' videos.
+Runs at other reference seeds (``world_sanity_check.py --reference-seed``: other references of the same cases) pool
+with ``--videos all``: a video is named by its reference seed too, so their same-named cases stay apart, and the
+report adds a table per family and reference draw. A table without the ``reference_seed`` column (written before
+it existed) was drawn at ``--untagged-reference-seed``, by default the configured ``world_benchmark.reference_seed``.
 The report has what the benchmark's own has: the summary of every row, each method's lead over the control from
 the same noise (paired over videos, 95% bootstrap interval) in trajectory similarity and direction agreement,
 and the per-family tables.
@@ -25,12 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from world_backbone_transfer import matched_controls  # noqa: E402
+
+from motiontune.world_models.benchmark import VIDEO_KEYS  # noqa: E402
 
 from motiontune.world_models.benchmark import (  # noqa: E402
     METRICS,
@@ -41,7 +48,7 @@ from motiontune.world_models.benchmark import (  # noqa: E402
     world_summary_markdown,
 )
 
-VIDEO = ["case", "seed", "prompt"]
+VIDEO = list(VIDEO_KEYS)
 VIDEO_SELECTIONS = ("common", "all")
 ROW = ["method", *VIDEO]
 # Scores of one video computed twice agree to float rounding; anything larger is another video.
@@ -52,15 +59,23 @@ class MergeError(ValueError):
     """The inputs are not runs of one benchmark."""
 
 
-def merge_results(tables: dict[str, pd.DataFrame], videos: str = "common", families: Sequence[str] | None = None) -> pd.DataFrame:
+def merge_results(tables: dict[str, pd.DataFrame], videos: str = "common", families: Sequence[str] | None = None,
+                  untagged_reference_seed: int | None = None) -> pd.DataFrame:
     """The rows of every table, each (method, video) once, in first-seen order.
 
     ``tables``: name -> results (one row per method or control and video). ``videos``: ``common`` keeps the videos
     every table has (runs of other methods on one benchmark), ``all`` every video of any table (runs of other seeds,
-    pooled). ``families``: only those reference families' videos (None: all). A row present in several tables (the
-    controls) must have the same scores in each, else :class:`MergeError` names the first disagreement."""
+    pooled). ``families``: only those reference families' videos (None: all). ``untagged_reference_seed``: the
+    reference seed of a table without a ``reference_seed`` column (None: such a table is an error). A row present in
+    several tables (the controls) must have the same scores in each, else :class:`MergeError` names the first
+    disagreement."""
     if videos not in VIDEO_SELECTIONS:
         raise MergeError(f"videos: {videos!r} is not one of {', '.join(VIDEO_SELECTIONS)}")
+    untagged = [name for name, table in tables.items() if "reference_seed" not in table]
+    if untagged and untagged_reference_seed is None:
+        raise MergeError(f"{', '.join(untagged)}: no reference_seed column, and no reference seed given for it")
+    tables = {name: table if "reference_seed" in table else table.assign(reference_seed=untagged_reference_seed)
+              for name, table in tables.items()}
     if families is not None:
         tables = {name: table[table["family"].isin(families)] for name, table in tables.items()}
     kept_videos = None
@@ -94,8 +109,8 @@ def merge_results(tables: dict[str, pd.DataFrame], videos: str = "common", famil
                 a, b = pd.to_numeric(first[metric], errors="coerce"), pd.to_numeric(row[metric], errors="coerce")
                 same = (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and abs(a - b) <= SAME_SCORE_ATOL)
                 if not same:
-                    raise MergeError(f"{first_name} and {name} disagree on {key[0]}, case {key[1]}, seed {key[2]}, "
-                                     f"{key[3]!r}: {metric} {a} vs {b}; not runs of one benchmark")
+                    raise MergeError(f"{first_name} and {name} disagree on {key[0]}, reference seed {key[1]}, case "
+                                     f"{key[2]}, seed {key[3]}, {key[4]!r}: {metric} {a} vs {b}; not runs of one benchmark")
         merged.append(kept.loc[fresh])
     return pd.concat(merged, ignore_index=True)
 
@@ -104,8 +119,10 @@ def report(merged: pd.DataFrame, sources: list[str]) -> str:
     """The markdown report of the merged rows."""
     controls = matched_controls()
     videos = merged[VIDEO].drop_duplicates()
-    lines = [f"World benchmark, merged from {len(sources)} runs on {len(videos)} (case, seed, target prompt) "
-             f"videos (seeds {sorted(videos['seed'].unique().tolist())}; families {', '.join(pd.unique(merged['family']))}; "
+    reference_seeds = sorted(videos["reference_seed"].unique().tolist())
+    lines = [f"World benchmark, merged from {len(sources)} runs on {len(videos)} (reference seed, case, seed, target "
+             f"prompt) videos (reference seeds {reference_seeds}; seeds {sorted(videos['seed'].unique().tolist())}; "
+             f"families {', '.join(pd.unique(merged['family']))}; "
              "rows in several runs checked equal): "
              + ", ".join(f"`{source}`" for source in sources) + ". Mean [95% bootstrap interval] over videos; "
              "lead = the row minus the backbone alone from the same noise, paired over videos.\n",
@@ -115,6 +132,10 @@ def report(merged: pd.DataFrame, sources: list[str]) -> str:
     for metric in ("trajectory_similarity", "scale_similarity"):
         if metric in merged and np.isfinite(pd.to_numeric(merged[metric], errors="coerce")).any():
             lines.append(family_markdown(merged, metric))
+    if len(reference_seeds) > 1:
+        # How much the reference drawn moves a family's score (each draw: its own colour, shape, size and start).
+        by_draw = merged.assign(family=merged["family"] + " r" + merged["reference_seed"].astype(str))
+        lines.append(family_markdown(by_draw.sort_values(["family"], kind="stable"), "trajectory_similarity"))
     return "\n".join(lines)
 
 
@@ -127,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(other seeds of one benchmark, pooled)")
     parser.add_argument("--families", type=lambda text: [item for item in text.split(",") if item],
                         help="only these reference families, e.g. circle_counterclockwise,zigzag")
+    parser.add_argument("--untagged-reference-seed", type=int, default=None,
+                        help="the reference seed of a table without a reference_seed column (default: "
+                             "world_benchmark.reference_seed in conf/base, the only one before the column existed)")
     parser.add_argument("--out", type=Path, required=True, help="the markdown report; the merged rows go next to it as .csv")
     args = parser.parse_args(argv)
     if len(args.results) < 2:
@@ -135,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"--results: no such file: {', '.join(missing)}")
     tables = {str(path): pd.read_csv(path) for path in args.results}
+    untagged_reference_seed = args.untagged_reference_seed
+    if untagged_reference_seed is None:
+        configured = yaml.safe_load((ROOT / "conf" / "base" / "parameters_world_benchmark.yml").read_text(encoding="utf-8"))
+        untagged_reference_seed = int(configured["world_benchmark"]["reference_seed"])
     try:
-        merged = merge_results(tables, args.videos, args.families)
+        merged = merge_results(tables, args.videos, args.families, untagged_reference_seed)
     except MergeError as error:
         parser.error(str(error))
     text = report(merged, list(tables))

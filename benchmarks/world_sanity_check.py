@@ -21,6 +21,8 @@ numbers can be checked by eye. CPU: about a minute per method run on 2 cores.
     python benchmarks/world_sanity_check.py --targets others --out /tmp/transfer   # the benchmark's transfer targets
     python benchmarks/world_sanity_check.py --targets others --benchmark-cases --families circle_counterclockwise,zigzag \
         --train-steps 800 --out /tmp/held-out                         # held-out families at paper step counts
+    python benchmarks/world_sanity_check.py --targets others --benchmark-cases --families zigzag --reference-seed 8 \
+        --out /tmp/held-out-8                                         # another draw of the same cases' references
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference: regenerate the reference's own caption (the sanity check); others: the "
                              "world benchmark's transfer targets (another colour and shape), on the same cases; "
                              "others_with_motion: the same targets with the reference caption's motion words kept")
+    parser.add_argument("--reference-seed", type=int, default=None,
+                        help="default: world_benchmark.reference_seed; another seed draws other references of the "
+                             "same cases (colour, shape, size, background, start) and other targets")
     parser.add_argument("--train-steps", type=int, default=None, help="default: the world benchmark's train.steps")
     parser.add_argument("--train-caption-variants", type=int, default=0,
                         help="also train on N captions naming another colour and shape with the same motion words, "
@@ -133,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
     world_benchmark = dict(_conf("world_benchmark")["world_benchmark"])
     world_benchmark["targets"] = args.targets
+    if args.reference_seed is not None:
+        world_benchmark["reference_seed"] = args.reference_seed
     if not args.benchmark_cases:
         world_benchmark["cases"] = [{"family": "translate", "params": {"direction": d, "speed": "fast"}}
                                     for d in args.directions.split(",")]
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"World sanity check (issue 18 item 1): backbone {params['backbone']['pretrained_model']}, "
               + (f"the world benchmark's cases{f' of families {args.families}' if args.families else ''}"
                  if args.benchmark_cases else f"translate {args.directions}")
-              + f", seeds {args.seeds}, train steps "
+              + f", reference seed {world_benchmark['reference_seed']}, seeds {args.seeds}, train steps "
               f"{world_benchmark.get('train', {}).get('steps')}"
               + (f", method options {json.dumps(args.method_options)}" if args.method_options else "")
               + (f", trained on the caption and {args.train_caption_variants} variants of another appearance (one per step)"

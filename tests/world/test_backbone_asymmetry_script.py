@@ -119,3 +119,26 @@ def test_the_sanity_checks_contact_sheets_put_each_cases_reference_first_then_it
     assert np.array_equal(right[second:second + 8, :10], videos["motion-embeddings/0/translate_right/00_a-blue-star"].frames[0])
     zigzag = np.asarray(Image.open(tmp_path / "sheets" / "zigzag_down.png"))
     assert zigzag.shape[0] == 2 * (header + 8) + gap
+
+
+def test_the_sanity_check_draws_other_references_with_reference_seed(load_script, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from motiontune.pipelines.world_benchmark import nodes
+
+    sanity = load_script("benchmarks/world_sanity_check.py")
+    given = []
+
+    def benchmark(backbone, world, train, generate, evaluate, world_benchmark, fps, ray):
+        given.append(world_benchmark)
+        rows = pd.DataFrame([{"method": "Backbone", "reference_seed": world_benchmark["reference_seed"],
+                              **dict.fromkeys(sanity.METRICS, 0.0)}])
+        return rows, None, "", None, {}
+
+    monkeypatch.setattr(nodes, "benchmark_on_world", benchmark)
+    assert sanity.main(["--benchmark-cases", "--families", "zigzag", "--targets", "others", "--reference-seed", "8",
+                        "--out", str(tmp_path)]) == 0
+    assert given[0]["reference_seed"] == 8 and given[0]["families"] == ["zigzag"]
+    assert "reference seed 8, seeds 0," in (tmp_path / "world_transfer_check.md").read_text(encoding="utf-8")
+    assert sanity.main(["--benchmark-cases", "--out", str(tmp_path)]) == 0  # the configured draw by default
+    assert given[1]["reference_seed"] == 7

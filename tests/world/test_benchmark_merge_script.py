@@ -44,7 +44,7 @@ def test_each_run_adds_its_methods_and_the_shared_controls_count_once(script, tm
     merged = pd.read_csv(out.with_suffix(".csv"))
     assert merged.groupby("method").size().to_dict() == {"Backbone": 2, "Backbone + blended inversion": 2, "Motion Embeddings": 2,
                                                          "Motion Embeddings (random noise)": 2, "MotionDirector": 2}
-    assert "on 2 (case, seed, target prompt) videos" in report
+    assert "on 2 (reference seed, case, seed, target prompt) videos (reference seeds [7];" in report
 
 
 def test_controls_that_disagree_are_not_one_benchmark(script, tmp_path, capsys):
@@ -56,7 +56,7 @@ def test_controls_that_disagree_are_not_one_benchmark(script, tmp_path, capsys):
         script.main(["--results", first, "--results", second, "--out", str(tmp_path / "r.md")])
     error = capsys.readouterr().err
     assert raised.value.code == 2
-    assert "disagree on Backbone, case 00_translate_right, seed 0, 'a red cross'" in error and "not runs of one benchmark" in error
+    assert "disagree on Backbone, reference seed 7, case 00_translate_right, seed 0, 'a red cross'" in error and "not runs of one benchmark" in error
 
 
 @pytest.mark.parametrize("given", [["one.csv"], ["one.csv", "missing.csv"]])
@@ -83,8 +83,32 @@ def test_runs_of_other_seeds_pool_with_all_videos_and_families_filter(script, tm
     report = out.read_text(encoding="utf-8")
     # Six translate videos over seeds 0-2; leads 0.6, 0.6, 0.2, 0.0, 0.0, 0.2; the circle's -1.0 rows are left out.
     assert "| Motion Embeddings | Backbone + blended inversion | 0.47 | 0.20 | +0.27 [" in report
-    assert "on 6 (case, seed, target prompt) videos (seeds [0, 1, 2]; families translate;" in report
+    assert "videos (reference seeds [7]; seeds [0, 1, 2]; families translate;" in report and "on 6 (" in report
     # The default keeps the videos both runs have: none here.
     with pytest.raises(SystemExit) as raised:
         script.main(["--results", str(tmp_path / "s01.csv"), "--results", str(tmp_path / "s2.csv"), "--out", str(out)])
     assert raised.value.code == 2
+
+
+def test_other_reference_draws_of_the_same_cases_stay_apart(script, tmp_path, capsys):
+    # A table written before the reference_seed column (drawn at the configured seed 7) and a run at reference seed
+    # 8: the same case names, seeds and prompts, but other reference clips, so other control scores.
+    untagged = _write(tmp_path, "r7.csv", [*CONTROLS, ("Motion Embeddings", "a blue star", 0, 0.9),
+                                           ("Motion Embeddings", "a red cross", 0, 0.7)])
+    draw_8 = _results([("Backbone + blended inversion", "a blue star", 0, 0.5), ("Backbone + blended inversion", "a red cross", 0, 0.5),
+                       ("Motion Embeddings", "a blue star", 0, 0.5), ("Motion Embeddings", "a red cross", 0, 0.3)])
+    draw_8.assign(reference_seed=8).to_csv(tmp_path / "r8.csv", index=False)
+    out = tmp_path / "draws.md"
+    assert script.main(["--results", untagged, "--results", str(tmp_path / "r8.csv"), "--videos", "all", "--out", str(out)]) == 0
+    report = out.read_text(encoding="utf-8")
+    # Paired within each draw: leads +0.6, +0.6 (seed 7's draw) and 0.0, -0.2 (seed 8's), mean +0.25.
+    assert "| Motion Embeddings | Backbone + blended inversion | 0.60 | 0.35 | +0.25 [" in report
+    assert "on 4 (reference seed, case, seed, target prompt) videos (reference seeds [7, 8];" in report
+    assert "| trajectory_similarity | translate r7 | translate r8 |" in report
+    assert "| Motion Embeddings | 0.80 | 0.40 |" in report
+    assert sorted(pd.read_csv(out.with_suffix(".csv"))["reference_seed"].unique().tolist()) == [7, 8]
+    # Told the untagged table was drawn at seed 8, its controls contradict the seed-8 run's: not one benchmark.
+    with pytest.raises(SystemExit) as raised:
+        script.main(["--results", untagged, "--results", str(tmp_path / "r8.csv"), "--videos", "all",
+                     "--untagged-reference-seed", "8", "--out", str(out)])
+    assert raised.value.code == 2 and "reference seed 8, case 00_translate_right" in capsys.readouterr().err

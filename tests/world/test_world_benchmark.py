@@ -281,6 +281,7 @@ def test_a_method_variant_generates_from_the_same_learnt_motion(spec, tiny_backb
         build_tracker("opencv_lk"), 0.5, progress=False)
     assert len(trainings) == 1  # one training per (case, method, seed), whatever the variants
     assert list(results["method"]) == ["Motion Embeddings", "Motion Embeddings (same)", "Motion Embeddings (random noise)"]
+    assert results["reference_seed"].tolist() == [CONFIG.reference_seed] * 3  # which draw of the case each video is of
     own, same, random = (frames for key, frames in videos.items() if not key.startswith("reference/"))
     assert np.array_equal(own, same)  # the same sampling of the same motion
     assert not np.array_equal(own, random)  # Motion Embeddings' blended inversion is not random noise
@@ -328,6 +329,16 @@ def test_a_lead_is_the_paired_difference_with_its_control():
     assert list(leads.index) == ["M"] and leads.loc["M", "videos"] == 4
     assert leads.loc["M", "lead"] == pytest.approx(0.5) and leads.loc["M", "lead_ci_low"] == pytest.approx(0.5)
     assert "| M | C | 0.55 | 0.05 | +0.50 [+0.50, +0.50] | 4 |" in control_leads_markdown(leads.reset_index())
+
+
+def test_leads_pair_videos_within_one_reference_draw():
+    from motiontune.world_models.benchmark import control_leads
+
+    # Two draws of the same case (reference seeds 7 and 8): same case, seed and prompt, other reference clips.
+    rows = [{"method": method, "reference_seed": draw, "case": "a", "seed": 0, "prompt": "p", "trajectory_similarity": value}
+            for method, draw, value in (("C", 7, 0.0), ("C", 8, 0.6), ("M", 7, 0.5), ("M", 8, 0.7))]
+    leads = control_leads(pd.DataFrame(rows), {"M": "C"}).set_index("Method")
+    assert leads.loc["M", "videos"] == 2 and leads.loc["M", "lead"] == pytest.approx(0.3)  # (0.5 + 0.1) / 2
 
 
 def test_the_family_table_averages_each_method_over_each_family():

@@ -396,7 +396,8 @@ def run_world_benchmark(
                 generated = outputs[(case.name, run_label, seed)][part * count:(part + 1) * count]
                 for index, (prompt, target, frames) in enumerate(zip(case.target_prompts, case.targets, generated)):
                     rows.append({
-                        "method": label, "case": case.name, "family": case.reference.family, "seed": seed, "prompt": prompt,
+                        "method": label, "case": case.name, "family": case.reference.family,
+                        "reference_seed": config.reference_seed, "seed": seed, "prompt": prompt,
                         "reference_colour": case.reference.colour, "reference_shape": case.reference.shape,
                         "target_colour": target[0], "target_shape": target[1],
                         **score_generated(frames, case, target, spec, analyser, scoring, tracker, reference_tracks,
@@ -485,10 +486,20 @@ def same_init_controls(
     return matched
 
 
+# What names one generated video of a results table: the reference draw, its case, the seed and the target prompt.
+# Tables written before the reference_seed column existed were all drawn at one reference seed.
+VIDEO_KEYS = ("reference_seed", "case", "seed", "prompt")
+
+
+def video_keys(results: pd.DataFrame) -> list[str]:
+    """The columns of :data:`VIDEO_KEYS` that ``results`` has (``reference_seed`` is absent from older tables)."""
+    return [key for key in VIDEO_KEYS if key in results.columns]
+
+
 def control_leads(results: pd.DataFrame, controls: Mapping[str, str | None], metric: str = "trajectory_similarity") -> pd.DataFrame:
     """Per method row with a control: the mean of ``metric`` minus its control's, over the videos both generated
-    (same case, seed and prompt: paired), with a 95% bootstrap interval of that paired difference."""
-    keys = ["case", "seed", "prompt"]
+    (same reference draw, case, seed and prompt: paired), with a 95% bootstrap interval of that paired difference."""
+    keys = video_keys(results)
     values = results.assign(value=pd.to_numeric(results[metric], errors="coerce"))
     rows = []
     for label in pd.unique(results["method"]):
