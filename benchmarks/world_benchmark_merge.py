@@ -37,10 +37,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from world_backbone_transfer import matched_controls  # noqa: E402
 
-from motiontune.world_models.benchmark import VIDEO_KEYS  # noqa: E402
-
 from motiontune.world_models.benchmark import (  # noqa: E402
     METRICS,
+    VIDEO_KEYS,
     control_leads,
     control_leads_markdown,
     family_markdown,
