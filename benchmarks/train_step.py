@@ -349,7 +349,8 @@ def measure_processor(backbone: Backbone, config: dict[str, Any], repeats: int) 
 
 class _LegacyProcessor:
     """``MotionEmbeddingAttnProcessor.__call__`` before the optimisation (verbatim), for the comparison only:
-    the embeddings were copied once per video of the batch (``repeat``) and gamma multiplied the copy."""
+    the embeddings were copied once per video of the batch (``repeat``) and gamma multiplied the copy.
+    tests/motion/test_memory.py checks the current processor bitwise against this one copy."""
 
     def __init__(self, query_key: torch.Tensor | None, value: torch.Tensor | None, value_scale: float, name: str) -> None:
         self.query_key, self.value, self.value_scale, self.name = query_key, value, value_scale, name

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from motiontune.methods.attention import MotionEmbeddingAttnProcessor, broadcast_over_batch
+from motiontune.methods.attention import MotionEmbeddingAttnProcessor
 from motiontune.training.guards import frozen_parameters_with_grad
 from motiontune.training.memory import CheckpointedBlock, gradient_checkpointing
 from motiontune.methods.base import TrainingBatch
@@ -294,52 +294,17 @@ def test_a_compile_failure_is_reported_and_training_goes_on_uncompiled(tiny_back
 # the processor optimisation: outputs bitwise identical to the implementation before it
 
 
-class ProcessorBefore:
-    """``MotionEmbeddingAttnProcessor.__call__`` as it was before the optimisation (verbatim)."""
-
-    def __init__(self, query_key, value, value_scale, name):
-        self.query_key, self.value, self.value_scale, self.name = query_key, value, value_scale, name
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        residual = hidden_states
-        rows, frames, _ = hidden_states.shape
-        query_key_states = hidden_states
-        if self.query_key is not None:
-            query_key_states = hidden_states + broadcast_over_batch(self.query_key, rows, self.name).to(hidden_states.dtype)
-        value_states = hidden_states
-        if self.value is not None and self.value_scale != 0.0:
-            value_embedding = broadcast_over_batch(self.value, rows, self.name).to(hidden_states.dtype)
-            value_states = hidden_states + self.value_scale * value_embedding
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, frames, rows)
-            attention_mask = attention_mask.view(rows, attn.heads, -1, attention_mask.shape[-1])
-        if attn.group_norm is not None:
-            query_key_states = attn.group_norm(query_key_states.transpose(1, 2)).transpose(1, 2)
-            value_states = attn.group_norm(value_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(query_key_states)
-        key = attn.to_k(query_key_states)
-        value = attn.to_v(value_states)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(rows, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0)
-        hidden_states = hidden_states.transpose(1, 2).reshape(rows, -1, attn.heads * head_dim).to(query.dtype)
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if attn.residual_connection:
-            hidden_states = hidden_states + residual
-        return hidden_states / attn.rescale_output_factor
+@pytest.fixture(scope="module")
+def processor_before(load_script):
+    """``MotionEmbeddingAttnProcessor`` as it was before the optimisation: the one copy, kept by the benchmark that
+    times the two side by side (benchmarks/train_step.py)."""
+    return load_script("benchmarks/train_step.py")._LegacyProcessor
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("value_scale", [1.0, 0.5, 0.0])
 @pytest.mark.parametrize("layout", ["paper", "2d_query_key", "1d_value", "rescaled_output"])
-def test_the_processor_is_bitwise_identical_to_before(tiny_backbone, dtype, value_scale, layout, monkeypatch):
+def test_the_processor_is_bitwise_identical_to_before(tiny_backbone, processor_before, dtype, value_scale, layout, monkeypatch):
     attention = tiny_backbone.unet.down_blocks[0].temp_attentions[0].transformer_blocks[0].attn1
     if layout == "rescaled_output":
         monkeypatch.setattr(attention, "rescale_output_factor", 2.0)
@@ -353,7 +318,7 @@ def test_the_processor_is_bitwise_identical_to_before(tiny_backbone, dtype, valu
     attention.to(dtype)
     try:
         with torch.no_grad():
-            before = ProcessorBefore(query_key, value, value_scale, "p")(attention, hidden)
+            before = processor_before(query_key, value, value_scale, "p")(attention, hidden)
             after = MotionEmbeddingAttnProcessor(query_key, value, value_scale, "p")(attention, hidden)
     finally:
         attention.to(next(iter(original.values())).dtype)
@@ -362,7 +327,7 @@ def test_the_processor_is_bitwise_identical_to_before(tiny_backbone, dtype, valu
     assert torch.equal(after, before)
 
 
-def test_a_whole_unet_pass_with_motion_applied_is_bitwise_identical_to_before(tiny_backbone, inputs):
+def test_a_whole_unet_pass_with_motion_applied_is_bitwise_identical_to_before(tiny_backbone, processor_before, inputs):
     from motiontune.methods.embeddings import TEMPORAL_ATTENTIONS
 
     method = embeddings_method(tiny_backbone)
@@ -370,7 +335,7 @@ def test_a_whole_unet_pass_with_motion_applied_is_bitwise_identical_to_before(ti
     sample = torch.cat([inputs["latents"], inputs["latents"].flip(-1)])  # CFG-like batch of 2
     prompts = torch.cat([inputs["prompt_embeds"], torch.zeros_like(inputs["prompt_embeds"])])
     outputs = []
-    for processor_class in (ProcessorBefore, MotionEmbeddingAttnProcessor):
+    for processor_class in (processor_before, MotionEmbeddingAttnProcessor):
         originals = {}
         for path, (query_key, values) in method.embeddings.by_block().items():
             for name in TEMPORAL_ATTENTIONS:
