@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="motiontune")
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build-tiny-backbone", help="build the embedded default backbone")
+    build = commands.add_parser("build-tiny-backbone", help="build the tiny backbone with random weights (fast tests; not the trained default)")
     build.add_argument("--config", type=Path, default=Path("conf/base/parameters_backbone.yml"))
     build.add_argument("--family", choices=sorted(TINY_SECTIONS), default="unet3d", help="ZeroScope's layout or AnimateDiff's")
     build.add_argument("--out", type=Path, default=None, help="default: data/06_models/backbones/<tiny-t2v | tiny-animatediff>")

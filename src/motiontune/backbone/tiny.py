@@ -1,4 +1,5 @@
-"""Build a small text-to-video backbone in diffusers format (the embedded default, and its AnimateDiff twin).
+"""Build a small text-to-video backbone in diffusers format with random weights (fast tests; the world backbones are
+trained from it, world_models.backbone_training).
 
 Two families, each saved exactly as its real checkpoints are, so the same loading code serves the tiny and the
 real ones; only the sizes differ:
