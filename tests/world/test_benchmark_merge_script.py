@@ -112,3 +112,17 @@ def test_other_reference_draws_of_the_same_cases_stay_apart(script, tmp_path, ca
         script.main(["--results", untagged, "--results", str(tmp_path / "r8.csv"), "--videos", "all",
                      "--untagged-reference-seed", "8", "--out", str(out)])
     assert raised.value.code == 2 and "reference seed 8, case 00_translate_right" in capsys.readouterr().err
+
+
+def test_draws_are_tabled_in_numeric_order(script, tmp_path):
+    # Reference seeds 7 and 10: as text "10" sorts before "7"; the per-draw columns go r7, r10.
+    untagged = _write(tmp_path, "r7.csv", [*CONTROLS, ("Motion Embeddings", "a blue star", 0, 0.9),
+                                           ("Motion Embeddings", "a red cross", 0, 0.7)])
+    draw_10 = _results([("Backbone + blended inversion", "a blue star", 0, 0.5), ("Backbone + blended inversion", "a red cross", 0, 0.5),
+                        ("Motion Embeddings", "a blue star", 0, 0.5), ("Motion Embeddings", "a red cross", 0, 0.3)])
+    draw_10.assign(reference_seed=10).to_csv(tmp_path / "r10.csv", index=False)
+    out = tmp_path / "draws.md"
+    assert script.main(["--results", str(tmp_path / "r10.csv"), "--results", untagged, "--videos", "all", "--out", str(out)]) == 0
+    report = out.read_text(encoding="utf-8")
+    assert "| trajectory_similarity | translate r7 | translate r10 |" in report
+    assert "| Motion Embeddings | 0.80 | 0.40 |" in report
