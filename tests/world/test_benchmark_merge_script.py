@@ -90,39 +90,33 @@ def test_runs_of_other_seeds_pool_with_all_videos_and_families_filter(script, tm
     assert raised.value.code == 2
 
 
-def test_other_reference_draws_of_the_same_cases_stay_apart(script, tmp_path, capsys):
-    # A table written before the reference_seed column (drawn at the configured seed 7) and a run at reference seed
-    # 8: the same case names, seeds and prompts, but other reference clips, so other control scores.
+def _two_draws(tmp_path, other_seed: int) -> tuple[str, str]:
+    """A table written before the reference_seed column (drawn at the configured seed 7) and a run at
+    ``other_seed``: the same case names, seeds and prompts, but other reference clips, so other control scores."""
     untagged = _write(tmp_path, "r7.csv", [*CONTROLS, ("Motion Embeddings", "a blue star", 0, 0.9),
                                            ("Motion Embeddings", "a red cross", 0, 0.7)])
-    draw_8 = _results([("Backbone + blended inversion", "a blue star", 0, 0.5), ("Backbone + blended inversion", "a red cross", 0, 0.5),
-                       ("Motion Embeddings", "a blue star", 0, 0.5), ("Motion Embeddings", "a red cross", 0, 0.3)])
-    draw_8.assign(reference_seed=8).to_csv(tmp_path / "r8.csv", index=False)
+    other = _results([("Backbone + blended inversion", "a blue star", 0, 0.5), ("Backbone + blended inversion", "a red cross", 0, 0.5),
+                      ("Motion Embeddings", "a blue star", 0, 0.5), ("Motion Embeddings", "a red cross", 0, 0.3)])
+    path = tmp_path / f"r{other_seed}.csv"
+    other.assign(reference_seed=other_seed).to_csv(path, index=False)
+    return untagged, str(path)
+
+
+# Seed 10 too: as text "10" sorts before "7", and the per-draw columns must still go r7, r10.
+@pytest.mark.parametrize("other_seed", [8, 10])
+def test_other_reference_draws_of_the_same_cases_stay_apart(script, tmp_path, capsys, other_seed):
+    untagged, other = _two_draws(tmp_path, other_seed)
     out = tmp_path / "draws.md"
-    assert script.main(["--results", untagged, "--results", str(tmp_path / "r8.csv"), "--videos", "all", "--out", str(out)]) == 0
+    assert script.main(["--results", untagged, "--results", other, "--videos", "all", "--out", str(out)]) == 0
     report = out.read_text(encoding="utf-8")
-    # Paired within each draw: leads +0.6, +0.6 (seed 7's draw) and 0.0, -0.2 (seed 8's), mean +0.25.
+    # Paired within each draw: leads +0.6, +0.6 (seed 7's draw) and 0.0, -0.2 (the other's), mean +0.25.
     assert "| Motion Embeddings | Backbone + blended inversion | 0.60 | 0.35 | +0.25 [" in report
-    assert "on 4 (reference seed, case, seed, target prompt) videos (reference seeds [7, 8];" in report
-    assert "| trajectory_similarity | translate r7 | translate r8 |" in report
+    assert f"on 4 (reference seed, case, seed, target prompt) videos (reference seeds [7, {other_seed}];" in report
+    assert f"| trajectory_similarity | translate r7 | translate r{other_seed} |" in report
     assert "| Motion Embeddings | 0.80 | 0.40 |" in report
-    assert sorted(pd.read_csv(out.with_suffix(".csv"))["reference_seed"].unique().tolist()) == [7, 8]
-    # Told the untagged table was drawn at seed 8, its controls contradict the seed-8 run's: not one benchmark.
+    assert sorted(pd.read_csv(out.with_suffix(".csv"))["reference_seed"].unique().tolist()) == [7, other_seed]
+    # Told the untagged table was drawn at the other seed, its controls contradict that run's: not one benchmark.
     with pytest.raises(SystemExit) as raised:
-        script.main(["--results", untagged, "--results", str(tmp_path / "r8.csv"), "--videos", "all",
-                     "--untagged-reference-seed", "8", "--out", str(out)])
-    assert raised.value.code == 2 and "reference seed 8, case 00_translate_right" in capsys.readouterr().err
-
-
-def test_draws_are_tabled_in_numeric_order(script, tmp_path):
-    # Reference seeds 7 and 10: as text "10" sorts before "7"; the per-draw columns go r7, r10.
-    untagged = _write(tmp_path, "r7.csv", [*CONTROLS, ("Motion Embeddings", "a blue star", 0, 0.9),
-                                           ("Motion Embeddings", "a red cross", 0, 0.7)])
-    draw_10 = _results([("Backbone + blended inversion", "a blue star", 0, 0.5), ("Backbone + blended inversion", "a red cross", 0, 0.5),
-                        ("Motion Embeddings", "a blue star", 0, 0.5), ("Motion Embeddings", "a red cross", 0, 0.3)])
-    draw_10.assign(reference_seed=10).to_csv(tmp_path / "r10.csv", index=False)
-    out = tmp_path / "draws.md"
-    assert script.main(["--results", str(tmp_path / "r10.csv"), "--results", untagged, "--videos", "all", "--out", str(out)]) == 0
-    report = out.read_text(encoding="utf-8")
-    assert "| trajectory_similarity | translate r7 | translate r10 |" in report
-    assert "| Motion Embeddings | 0.80 | 0.40 |" in report
+        script.main(["--results", untagged, "--results", other, "--videos", "all",
+                     "--untagged-reference-seed", str(other_seed), "--out", str(out)])
+    assert raised.value.code == 2 and f"reference seed {other_seed}, case 00_translate_right" in capsys.readouterr().err
