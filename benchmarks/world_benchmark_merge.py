@@ -133,8 +133,8 @@ def report(merged: pd.DataFrame, sources: list[str]) -> str:
             lines.append(family_markdown(merged, metric))
     if len(reference_seeds) > 1:
         # How much the reference drawn moves a family's score (each draw: its own colour, shape, size and start).
-        # Columns by family, then by draw as a number (r7 before r10), rows in run order (a stable sort).
-        by_draw = merged.assign(draw=pd.to_numeric(merged["reference_seed"])).sort_values(["family", "draw"], kind="stable")
+        # Columns by family, then by draw (the integer seed, so r7 before r10), rows in run order (a stable sort).
+        by_draw = merged.sort_values(["family", "reference_seed"], kind="stable")
         by_draw = by_draw.assign(family=by_draw["family"] + " r" + by_draw["reference_seed"].astype(str))
         lines.append(family_markdown(by_draw, "trajectory_similarity"))
     return "\n".join(lines)
