@@ -26,8 +26,8 @@ downsampling N trained in stage 1 (``parts_from`` dropped) and ``--stage-steps D
 world-t2v's 8x8 latent, whose competence is the comparison row); then the competence report of the committed
 backbone and the new one side by side (``world_backbone.competence``). Writes
 ``<out>/world_backbone_latent_<run>.{json,md}`` (run: ``x<N>_vae_<VAE steps>_stages_<D>_<R>_<C>``), the backbone to
-``--backbone-out`` (default ``data/06_models/world-t2v-animatediff-<run>``) and resumable checkpoints to ``--work-dir``. ``--device cuda`` trains
-the diffusion stages on a GPU (the same draws); ``--no-competence`` then leaves the competence to a CPU run
+``--backbone-out`` (default ``data/06_models/world-t2v-animatediff-<run>``) and resumable checkpoints to
+``--work-dir``. ``--device cuda`` trains the diffusion stages on a GPU (the same draws); ``--no-competence`` then leaves the competence to a CPU run
 (``world_backbone_asymmetry.py --measure-only FOLDER``). CPU: about 1.6 s per diffusion step at 2x (0.45 s at 4x).
 
     python benchmarks/world_vae_latent.py --downsampling 4,2 --out benchmarks/results
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
                  "vae_steps": 0, "vae_seconds": 0.0, "unet_step_seconds": None})
     work = Path(tempfile.mkdtemp(prefix="vae_latent_"))
     try:
-        variants: list[tuple[str, int, Any, Path]] = []
+        variants: list[tuple[str, int, Any, float | None]] = []  # name, downsampling, VAE, training seconds
         if committed_vae is not None:
             vae = AutoencoderKL.from_pretrained(committed_vae)
             variants.append((f"committed ({config.parts_from})", 2 ** (len(vae.config.block_out_channels) - 1), vae, None))
@@ -264,10 +264,8 @@ def main(argv: list[str] | None = None) -> None:
             train_vae(vae, frames, config, work / f"x{factor}_work", f"vae_latent_x{factor}")
             variants.append((f"trained here, {len(sized.vae_block_out_channels)} blocks", factor, vae,
                              time.monotonic() - vae_started))
-        unet_folder = None
+        unet_folder = work / f"x{factors[0]}" / "unet"  # one UNet times every latent size
         for name, factor, vae, vae_seconds in variants:
-            if unet_folder is None:
-                unet_folder = work / f"x{factors[0]}" / "unet"
             reconstruction = _reconstruct(vae, eval_clips)
             side = spec.side // factor
             channels = int(vae.config.latent_channels)
@@ -305,9 +303,11 @@ def main(argv: list[str] | None = None) -> None:
         "| VAE | downsampling | latent | colour | shape | PSNR dB | VAE train s | UNet step s | UNet step / default |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def fmt(value: Any, pattern: str) -> str:
+        return "-" if value is None else format(value, pattern)
+
     for row in rows:
-        def fmt(value: Any, pattern: str) -> str:
-            return "-" if value is None else format(value, pattern)
         lines.append(f"| {row['vae']} | {row['downsampling']}x | {row['latent'] or '-'} | {row['colour_accuracy']:.2f} | "
                      f"{row['shape_accuracy']:.2f} | {fmt(row['psnr_db'], '.1f')} | {fmt(row['vae_seconds'], '.0f')} | "
                      f"{fmt(row['unet_step_seconds'], '.2f')} | {fmt(row['unet_step_ratio'], '.2f')} |")
