@@ -166,8 +166,11 @@ def _train_backbone(args: argparse.Namespace, factor: int) -> None:
             comparison_path.read_text(encoding="utf-8"))["backbones"]["scratch"]
         comparison = f"the 8x8 row is {comparison_path.relative_to(ROOT)} (the same stages on world-t2v's VAE)"
     else:
-        comparison = ("the committed backbone is the default recipe's stages (1800 + 600 + 4800) on world-t2v's "
-                      "VAE (800 steps on the whole train split)")
+        default_steps = " + ".join(str(int(training[name]["steps"])) for name in ("diffusion", "refine", "continuation"))
+        parts_vae = yaml.safe_load((ROOT / "conf" / "world_t2v" / "parameters_world_backbone.yml").read_text(
+            encoding="utf-8"))["world_backbone"]["training"]["vae"]
+        comparison = (f"the committed backbone is the default recipe's stages ({default_steps}) on world-t2v's "
+                      f"VAE ({int(parts_vae['steps'])} steps on the whole train split)")
     rows[f"latent x{factor}"] = measured[f"latent x{factor}"]
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"world_backbone_latent_{run_name}"
@@ -204,15 +207,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-competence", action="store_true", help="with --train-backbone: train and save only")
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.train_backbone is not None:
         _vae_channels((32,), args.train_backbone)  # a power of two, or a one-line error
-        if args.threads:
-            import torch
-            torch.set_num_threads(args.threads)
         _train_backbone(args, args.train_backbone)
         return
 
-    import torch
     from diffusers import AutoencoderKL
 
     from motiontune.backbone.tiny import TinyBackboneSpec, build_tiny_backbone
@@ -222,8 +225,6 @@ def main(argv: list[str] | None = None) -> None:
     from motiontune.world_models.backbone_training import (WorldBackboneConfig, drop_motion_adapter, train_vae,
                                                            world_sized_spec)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     factors = [int(value) for value in args.downsampling.split(",")]
     world = _conf("world")["world"]
     world_backbone = _conf("world_backbone")["world_backbone"]
