@@ -53,8 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def _conf(name: str) -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text(encoding="utf-8"))
+def _conf(name: str, env: str = "base") -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "conf" / env / f"parameters_{name}.yml").read_text(encoding="utf-8"))
 
 
 def _vae_channels(default: tuple[int, ...], downsampling: int) -> tuple[int, ...]:
@@ -167,8 +167,7 @@ def _train_backbone(args: argparse.Namespace, factor: int) -> None:
         comparison = f"the 8x8 row is {comparison_path.relative_to(ROOT)} (the same stages on world-t2v's VAE)"
     else:
         default_steps = " + ".join(str(int(training[name]["steps"])) for name in ("diffusion", "refine", "continuation"))
-        parts_vae = yaml.safe_load((ROOT / "conf" / "world_t2v" / "parameters_world_backbone.yml").read_text(
-            encoding="utf-8"))["world_backbone"]["training"]["vae"]
+        parts_vae = _conf("world_backbone", env="world_t2v")["world_backbone"]["training"]["vae"]
         comparison = (f"the committed backbone is the default recipe's stages ({default_steps}) on world-t2v's "
                       f"VAE ({int(parts_vae['steps'])} steps on the whole train split)")
     rows[f"latent x{factor}"] = measured[f"latent x{factor}"]
