@@ -26,6 +26,9 @@ from motiontune.sections import build_section
 logger = logging.getLogger(__name__)
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+# What the UNet may predict (the scheduler config's prediction_type): ZeroScope, ModelScope and AnimateDiff predict
+# epsilon; v_prediction is the other one diffusers' text-to-video UNets are trained with.
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 class BackboneError(ValueError, UserError):
@@ -271,6 +274,19 @@ def _load_scheduler_config(source: str, revision: str | None, local_files_only: 
     config = DDIMScheduler.load_config(
         source, subfolder="scheduler", revision=revision, local_files_only=local_files_only
     )
+    # Refused here, not at the first DDIM step of the encode stage (a traceback from inside the inversion):
+    # sampling, inversion and every training target convert the prediction to epsilon, which these two allow.
+    prediction_type = config.get("prediction_type", "epsilon")
+    if prediction_type not in PREDICTION_TYPES:
+        raise BackboneError(
+            f"backbone '{source}': its scheduler's prediction_type '{prediction_type}' is not supported "
+            f"(supported: {', '.join(PREDICTION_TYPES)})"
+        )
+    if config.get("thresholding"):
+        raise BackboneError(
+            f"backbone '{source}': its scheduler's thresholding (dynamic thresholding of pixel-space models) is not "
+            "supported; a latent video model samples with thresholding false"
+        )
     return dict(config)
 
 

@@ -49,8 +49,12 @@ def _prediction_to_epsilon(
     raise ValueError(f"scheduler prediction_type '{prediction_type}' is not supported")
 
 
-def _ddim_move(sample: torch.Tensor, epsilon: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor) -> torch.Tensor:
+def _ddim_move(
+    sample: torch.Tensor, epsilon: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor, clip_range: float | None = None
+) -> torch.Tensor:
     predicted_x0 = (sample - (1 - alpha_from).sqrt() * epsilon) / alpha_from.sqrt()
+    if clip_range is not None:  # the scheduler's clip_sample: diffusers clamps x0_hat only, eps_hat stays as predicted
+        predicted_x0 = predicted_x0.clamp(-clip_range, clip_range)
     return alpha_to.sqrt() * predicted_x0 + (1 - alpha_to).sqrt() * epsilon
 
 
@@ -80,12 +84,20 @@ def ddim_step(
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _schedule(scheduler_config: dict[str, Any], num_steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, str, torch.Tensor]:
+def _schedule(
+    scheduler_config: dict[str, Any], num_steps: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, str, torch.Tensor, float | None]:
     """What both DDIM walks read from the scheduler: the descending timesteps, ``alphas_cumprod`` on ``device``,
-    the prediction type, and the alpha of the clean end (1 with ``set_alpha_to_one``, as diffusers' DDIM)."""
+    the prediction type, the alpha of the clean end (1 with ``set_alpha_to_one``, as diffusers' DDIM) and the range
+    x0_hat is clamped to (``clip_sample``; None = not clamped). Read through ``DDIMScheduler.from_config``, so a key
+    the folder's scheduler lacks (a PNDM or Euler config) takes DDIM's default, as diffusers' scheduler swap does."""
+    from diffusers import DDIMScheduler
+
+    config = DDIMScheduler.from_config(scheduler_config).config
     alphas = alphas_cumprod(scheduler_config).to(device)
-    clean_alpha = torch.tensor(1.0) if scheduler_config.get("set_alpha_to_one", True) else alphas[0]
-    return ddim_timesteps(scheduler_config, num_steps), alphas, scheduler_config.get("prediction_type", "epsilon"), clean_alpha.to(alphas)
+    clean_alpha = torch.tensor(1.0) if config.set_alpha_to_one else alphas[0]
+    clip_range = float(config.clip_sample_range) if config.clip_sample else None
+    return ddim_timesteps(scheduler_config, num_steps), alphas, config.prediction_type, clean_alpha.to(alphas), clip_range
 
 
 def _step_stride(scheduler_config: dict[str, Any], num_steps: int) -> int:
@@ -126,7 +138,7 @@ def ddim_sample(
     description: str = "sampling",
 ) -> torch.Tensor:
     """Denoise (B, C, F, h, w) latents from the noisiest DDIM timestep to a clean latent video."""
-    timesteps, alphas, prediction_type, final_alpha = _schedule(scheduler_config, num_steps, initial_latents.device)
+    timesteps, alphas, prediction_type, final_alpha, clip_range = _schedule(scheduler_config, num_steps, initial_latents.device)
     stride = _step_stride(scheduler_config, num_steps)
     sample = initial_latents
     for timestep in tqdm(timesteps, desc=description, disable=not progress, leave=False):
@@ -135,7 +147,7 @@ def ddim_sample(
         alpha_next = alphas[previous] if previous >= 0 else final_alpha
         prediction = predict(sample, timestep.to(sample.device))
         epsilon = _prediction_to_epsilon(prediction, sample, alpha, prediction_type)
-        sample = _ddim_move(sample, epsilon, alpha, alpha_next)
+        sample = _ddim_move(sample, epsilon, alpha, alpha_next, clip_range)
     return sample
 
 
@@ -151,7 +163,7 @@ def ddim_invert(
 
     The result, fed to :func:`ddim_sample` with the same prompt and steps, reconstructs the input.
     """
-    descending, alphas, prediction_type, initial_alpha = _schedule(scheduler_config, num_steps, latents.device)
+    descending, alphas, prediction_type, initial_alpha, clip_range = _schedule(scheduler_config, num_steps, latents.device)
     stride = _step_stride(scheduler_config, num_steps)
     sample = latents
     for timestep in tqdm(descending.flip(0), desc="DDIM inversion", disable=not progress, leave=False):
@@ -161,5 +173,5 @@ def ddim_invert(
         # As in Tune-A-Video/VMC inversion: eps is predicted at the target timestep from the current sample.
         prediction = predict(sample, timestep.to(sample.device))
         epsilon = _prediction_to_epsilon(prediction, sample, previous_alpha, prediction_type)
-        sample = _ddim_move(sample, epsilon, previous_alpha, alpha)
+        sample = _ddim_move(sample, epsilon, previous_alpha, alpha, clip_range)
     return sample
