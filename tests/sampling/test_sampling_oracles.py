@@ -130,3 +130,34 @@ def test_inversion_mirrors_each_sampling_step_so_a_sample_independent_prediction
     clean = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(6))
     inverted = ddim_invert(constant, config, clean, 7, progress=False)
     torch.testing.assert_close(ddim_sample(constant, config, inverted, 7, progress=False), clean, atol=1e-4, rtol=1e-4)
+
+
+# A clip range small enough that x0_hat of a unit-variance start leaves it at every step, so the clamp is active.
+CLIPPED = {**SCHEDULE, "clip_sample": True, "clip_sample_range": 0.5}
+
+
+def test_ddim_sampling_clamps_x0_hat_as_diffusers_ddim_scheduler_with_clip_sample():
+    scheduler = DDIMScheduler.from_config(CLIPPED)
+    scheduler.set_timesteps(7)
+    start = 2.0 * torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(7))
+    x = start
+    for t in scheduler.timesteps:
+        x = scheduler.step(_sample_dependent(x, t), t, x, eta=0.0).prev_sample
+    ours = ddim_sample(_sample_dependent, CLIPPED, start, 7, progress=False)
+    torch.testing.assert_close(ours, x)
+    assert (ours - ddim_sample(_sample_dependent, SCHEDULE, start, 7, progress=False)).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+def test_ddim_inversion_clamps_x0_hat_as_diffusers_inverse_scheduler_with_clip_sample(spacing):
+    config = {**CLIPPED, "timestep_spacing": spacing}
+    scheduler = DDIMInverseScheduler.from_config(config)
+    scheduler.set_timesteps(7)
+    clean = 2.0 * torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(8))
+    x = clean
+    for t in scheduler.timesteps:
+        x = scheduler.step(_sample_dependent(x, t), t, x).prev_sample
+    ours = ddim_invert(_sample_dependent, config, clean, 7, progress=False)
+    torch.testing.assert_close(ours, x)
+    unclipped = {**config, "clip_sample": False}
+    assert (ours - ddim_invert(_sample_dependent, unclipped, clean, 7, progress=False)).abs().max() > 0.1
