@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 import torch
 
-from motiontune.generation.generate import GenerationConfig, generate_with_motion, generate_without_motion
 from motiontune.methods.base import build_method
 from motiontune.training.customize import learn_motion
 from motiontune.training.loop import TrainingConfig
 
-from motion_helpers import FRAMES, PIXELS
+from motion_helpers import FRAMES, PIXELS, assert_motion_changes_the_video_and_not_the_unet, quick_method_options
 
 MOTION_BLOCK = re.compile(r"^(down_blocks\.\d|up_blocks\.\d|mid_block)\.motion_modules\.\d\.transformer_blocks\.0$")
 DOWN_UP_MOTION_BLOCKS = {
@@ -83,16 +81,7 @@ def test_each_methods_artifact_changes_the_animatediff_video_and_leaves_the_unet
     generator = torch.Generator().manual_seed(3)
     features = {"latents": torch.randn(1, 4, FRAMES, 8, 8, generator=generator), "prompt_embeds": torch.randn(1, 77, 32, generator=generator)}
     row = {"num_frames": FRAMES, "height": PIXELS, "width": PIXELS, "source_path": "ref.mp4", "source_sha256": "0" * 64, "train_prompt": "a ball"}
-    options = {"rank": 4} if name in ("motiondirector", "motionmatcher") else {}
-    if name == "motionmatcher":
-        options["inference"] = {"lora_min_timestep": 0}
     before = {key: value.clone() for key, value in tiny_animatediff.unet.state_dict().items()}
-    artifact, _ = learn_motion(tiny_animatediff, name, options, TrainingConfig(steps=3, learning_rate=5e-2, checkpoint_every=0, progress_bar=False), features, row)
+    artifact, _ = learn_motion(tiny_animatediff, name, quick_method_options(name), TrainingConfig(steps=3, learning_rate=5e-2, checkpoint_every=0, progress_bar=False), features, row)
     assert artifact.manifest["backbone"]["family"] == "animatediff"
-    config = GenerationConfig(seed=0, steps=3, guidance_scale=5.0, noise_init="random", progress_bar=False)
-    with_motion = generate_with_motion(tiny_animatediff, artifact, ["a red ball"], config)[0]
-    plain = generate_without_motion(tiny_animatediff, ["a red ball"], FRAMES, PIXELS, PIXELS, config)[0]
-    assert with_motion.shape == plain.shape == (FRAMES, PIXELS, PIXELS, 3)
-    assert np.abs(with_motion.astype(int) - plain.astype(int)).max() > 0
-    after = tiny_animatediff.unet.state_dict()
-    assert all(torch.equal(before[key], after[key]) for key in before) and before.keys() == after.keys()
+    assert_motion_changes_the_video_and_not_the_unet(tiny_animatediff, artifact, "a red ball", before)

@@ -22,12 +22,12 @@ import pytest
 import torch
 
 from motiontune.backbone.loading import BackboneError, load_backbone
-from motiontune.generation.generate import GenerationConfig, generate_with_motion, generate_without_motion
 from motiontune.methods.artifact import load_motion_artifact, save_motion_artifact
 from motiontune.training.customize import learn_motion
 from motiontune.training.loop import TrainingConfig
 
-FRAMES, PIXELS = 4, 32
+from motion_helpers import FRAMES, PIXELS, assert_motion_changes_the_video_and_not_the_unet, quick_method_options
+
 LATENT_PIXELS = PIXELS // 2  # two VAE blocks: one 2x downsampling
 TEXT_WIDTH = 48
 TOKENIZER = Path(__file__).resolve().parents[2] / "data/06_models/backbones/tiny-t2v/tokenizer"
@@ -107,22 +107,12 @@ def test_each_method_trains_reloads_and_generates_on_an_independent_backbone(ind
                 "prompt_embeds": torch.randn(1, 77, TEXT_WIDTH, generator=generator)}
     row = {"num_frames": FRAMES, "height": PIXELS, "width": PIXELS, "source_path": "ref.mp4", "source_sha256": "0" * 64,
            "train_prompt": "a red ball moving right"}
-    options = {"rank": 4} if name in ("motiondirector", "motionmatcher") else {}
-    if name == "motionmatcher":
-        options["inference"] = {"lora_min_timestep": 0}  # 3 sampling steps: let its LoRA act on all of them
     before = {key: value.clone() for key, value in backbone.unet.state_dict().items()}
-    trained, result = learn_motion(backbone, name, options, TrainingConfig(steps=2, learning_rate=5e-2, checkpoint_every=0, progress_bar=False), features, row)
+    trained, result = learn_motion(backbone, name, quick_method_options(name), TrainingConfig(steps=2, learning_rate=5e-2, checkpoint_every=0, progress_bar=False), features, row)
     assert result.steps == 2 and np.isfinite(result.loss_history).all() and len(result.loss_history) == 2
     artifact = load_motion_artifact(save_motion_artifact(tmp_path / name, trained))
     assert artifact.tensors.keys() == trained.tensors.keys()
-
-    config = GenerationConfig(seed=0, steps=3, guidance_scale=5.0, noise_init="random", progress_bar=False)
-    with_motion = generate_with_motion(backbone, artifact, ["a blue square"], config)[0]
-    plain = generate_without_motion(backbone, ["a blue square"], FRAMES, PIXELS, PIXELS, config)[0]
-    assert with_motion.shape == plain.shape == (FRAMES, PIXELS, PIXELS, 3)
-    assert np.abs(with_motion.astype(int) - plain.astype(int)).max() > 0
-    after = backbone.unet.state_dict()
-    assert before.keys() == after.keys() and all(torch.equal(before[key], after[key]) for key in before)
+    assert_motion_changes_the_video_and_not_the_unet(backbone, artifact, "a blue square", before)
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [

@@ -93,8 +93,9 @@ def _schedule(
     the folder's scheduler lacks (a PNDM or Euler config) takes DDIM's default, as diffusers' scheduler swap does."""
     from diffusers import DDIMScheduler
 
-    config = DDIMScheduler.from_config(scheduler_config).config
-    alphas = alphas_cumprod(scheduler_config).to(device)
+    scheduler = DDIMScheduler.from_config(scheduler_config)
+    config = scheduler.config
+    alphas = scheduler.alphas_cumprod.clone().to(device)
     clean_alpha = torch.tensor(1.0) if config.set_alpha_to_one else alphas[0]
     clip_range = float(config.clip_sample_range) if config.clip_sample else None
     return ddim_timesteps(scheduler_config, num_steps), alphas, config.prediction_type, clean_alpha.to(alphas), clip_range
